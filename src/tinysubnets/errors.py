@@ -1,0 +1,13 @@
+"""User-facing errors: one clear message, no traceback from deep inside torch or numpy."""
+
+
+class TSNError(Exception):
+    """A problem the user can fix (bad file, flag or task id); the CLI prints it, exits 2."""
+
+
+class DataError(TSNError):
+    """A data file is missing, truncated, corrupt, or has an unexpected shape."""
+
+
+class ConfigError(TSNError):
+    """A setting is out of range or inconsistent (e.g. a resume folder from another run)."""

@@ -1,0 +1,117 @@
+"""The TSN learner: one shared masked network, per-task masks, owners, and consolidation.
+
+Task t trains free weights and all scores; weights claimed by tasks < t are reused frozen.
+After training, M_t is taken from the best epoch's scores and its new positions (the task's own
+weights O_t = M_t minus C_{t-1}) are frozen with owner t.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from tinysubnets.config import TrainConfig
+from tinysubnets.errors import ConfigError
+from tinysubnets.learner.trainer import TrainOutcome, accuracy, select_masks, train_task
+from tinysubnets.nn.backbones import TSNNetwork, build_backbone
+from tinysubnets.scenarios.base import Split, Task
+
+
+@dataclass
+class TaskRecord:
+    """What learning one task did to the network, per layer."""
+
+    task_id: int
+    outcome: TrainOutcome
+    mask_size: dict[str, int]
+    own: dict[str, int]
+    shared: dict[str, int]
+
+
+def task_generator(seed: int, task_id: int) -> torch.Generator:
+    """A generator seeded by (run seed, task): a resumed run draws the same numbers."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + task_id)
+
+
+class Learner:
+    """Holds the network and everything TSN keeps per task."""
+
+    def __init__(self, backbone: str, backbone_kwargs: dict, cfg: TrainConfig, seed: int) -> None:
+        self.cfg, self.seed = cfg, seed
+        self.backbone_name, self.backbone_kwargs = backbone, dict(backbone_kwargs)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.net = TSNNetwork(build_backbone(backbone, **backbone_kwargs))
+        unknown = set(cfg.layer_keep_ratio) - set(self.net.masked_layers())
+        if unknown:
+            raise ConfigError(
+                f"layer_keep_ratio names unknown layers {sorted(unknown)}; "
+                f"the {backbone} backbone has {list(self.net.masked_layers())}"
+            )
+        self.masks: list[dict[str, Tensor]] = []
+        self.n_classes: list[int] = []
+
+    @property
+    def num_tasks(self) -> int:
+        """Tasks finished so far."""
+        return len(self.masks)
+
+    def add_head(self, n_classes: int) -> None:
+        """Create the next task's head (seeded by task, so baselines can rebuild it exactly)."""
+        t = len(self.net.heads)
+        self.net.add_head(n_classes, task_generator(self.seed, t))
+        self.n_classes.append(n_classes)
+
+    def probe(self, task_id: int, split: Split) -> float:
+        """Accuracy on a task not yet trained (its fresh head, the mask the scores pick now)."""
+        return accuracy(self.net, task_id, select_masks(self.net, self.cfg), split)
+
+    def learn(self, task: Task, train: Split, val: Split, progress: bool = True) -> TaskRecord:
+        """Train task ``task`` (its head must exist), fix M_t, freeze its own weights."""
+        t = task.task_id
+        if t != self.num_tasks or t >= len(self.net.heads):
+            raise ValueError(f"task {t} is out of order: {self.num_tasks} tasks finished")
+        outcome = train_task(
+            self.net, t, train, val, self.cfg, task_generator(self.seed, t), progress
+        )
+        masks = select_masks(self.net, self.cfg)
+        record = TaskRecord(t, outcome, {}, {}, {})
+        with torch.no_grad():
+            for name, layer in self.net.masked_layers().items():
+                own = layer.consolidate(masks[name], t)
+                record.mask_size[name] = int(masks[name].sum())
+                record.own[name] = int(own.sum())
+                record.shared[name] = record.mask_size[name] - record.own[name]
+        self.masks.append(masks)
+        return record
+
+    def evaluate(self, task_id: int, split: Split) -> float:
+        """Test accuracy of a finished task with its own mask M_t (invariant 4)."""
+        if not 0 <= task_id < self.num_tasks:
+            raise IndexError(f"task id {task_id} out of range: {self.num_tasks} tasks finished")
+        return accuracy(self.net, task_id, self.masks[task_id], split)
+
+    @torch.no_grad()
+    def logits(self, x: Tensor, task_id: int) -> Tensor:
+        """Logits of a finished task on inputs ``x``."""
+        if not 0 <= task_id < self.num_tasks:
+            raise IndexError(f"task id {task_id} out of range: {self.num_tasks} tasks finished")
+        return self.net(x, task_id, self.masks[task_id])
+
+    def state_dict(self) -> dict:
+        """Tensors and plain values only, so checkpoints load with ``weights_only=True``."""
+        return {
+            "net": self.net.state_dict(),
+            "masks": [{k: v.clone() for k, v in m.items()} for m in self.masks],
+            "n_classes": list(self.n_classes),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a learner saved by ``state_dict`` (heads are rebuilt before loading)."""
+        for n in state["n_classes"][len(self.net.heads):]:
+            self.add_head(n)
+        self.net.load_state_dict(state["net"])
+        self.masks = [dict(m) for m in state["masks"]]
+        self.n_classes = list(state["n_classes"])

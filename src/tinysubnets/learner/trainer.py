@@ -1,0 +1,139 @@
+"""Mask learning for one task (TSN step 2): train free weights and scores, keep the best epoch."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from tinysubnets.config import TrainConfig
+from tinysubnets.nn.backbones import TSNNetwork
+from tinysubnets.scenarios.base import Split, iterate_batches
+
+
+@dataclass
+class TrainOutcome:
+    """What training one task measured: the chosen epoch and the validation curve."""
+
+    best_epoch: int
+    best_val_acc: float
+    val_acc: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+
+
+def select_masks(net: TSNNetwork, cfg: TrainConfig) -> dict[str, Tensor]:
+    """The masks the current scores pick, one per masked layer."""
+    return {
+        name: layer.select_mask(cfg.keep_ratio_of(name), cfg.free_quota)
+        for name, layer in net.masked_layers().items()
+    }
+
+
+@torch.no_grad()
+def accuracy(
+    net: TSNNetwork, task_id: int, masks: dict[str, Tensor], split: Split, batch_size: int = 2000
+) -> float:
+    """Top-1 accuracy (%) of task ``task_id`` computed with ``masks`` (invariant 4: its own)."""
+    correct = 0
+    for x, y in iterate_batches(split, batch_size):
+        correct += int((net(x, task_id, masks).argmax(1) == y).sum())
+    return 100.0 * correct / max(1, len(split))
+
+
+def _optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True
+        )
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _trainable(net: TSNNetwork, task_id: int) -> list[nn.Parameter]:
+    """Free weights, all scores, and this task's head. Earlier heads are left out: they are
+    finished tasks' classifiers."""
+    params: list[nn.Parameter] = []
+    for layer in net.masked_layers().values():
+        params += [layer.weight, layer.scores]
+    return params + list(net.heads[task_id].parameters())
+
+
+def _snapshot(net: TSNNetwork, task_id: int) -> dict[str, Tensor]:
+    state = {f"{n}.{p}": getattr(m, p) for n, m in net.masked_layers().items()
+             for p in ("weight", "scores")}
+    state.update({f"head.{k}": v for k, v in net.heads[task_id].state_dict().items()})
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
+@torch.no_grad()
+def _restore(net: TSNNetwork, task_id: int, state: dict[str, Tensor]) -> None:
+    for n, m in net.masked_layers().items():
+        m.weight.copy_(state[f"{n}.weight"])
+        m.scores.copy_(state[f"{n}.scores"])
+    net.heads[task_id].load_state_dict({k[5:]: v for k, v in state.items() if k[:5] == "head."})
+
+
+def train_task(
+    net: TSNNetwork,
+    task_id: int,
+    train: Split,
+    val: Split,
+    cfg: TrainConfig,
+    generator: torch.Generator,
+    progress: bool = True,
+) -> TrainOutcome:
+    """Train task ``task_id``; leave the network at the best validation epoch.
+
+    The mask is recomputed from the *restored* scores by the caller, so mask and weights come
+    from the same epoch (the published code mixes the last step's mask with the best weights).
+    """
+    net.train()
+    optimizer = _optimizer(_trainable(net, task_id), cfg)
+    steps_per_epoch = -(-len(train) // cfg.batch_size)
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+    if cfg.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=cfg.epochs * steps_per_epoch
+        )
+    elif cfg.schedule == "plateau":
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience
+        )
+    outcome = TrainOutcome(best_epoch=-1, best_val_acc=-1.0)
+    best_state: dict[str, Tensor] = {}
+    bar = tqdm(range(cfg.epochs), desc=f"task {task_id}", disable=not progress, leave=False)
+    for epoch in bar:
+        total, count = 0.0, 0
+        for x, y in iterate_batches(train, cfg.batch_size, generator):
+            masks = select_masks(net, cfg)
+            loss = F.cross_entropy(net(x, task_id, masks, train=True), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            total += float(loss.detach()) * len(y)
+            count += len(y)
+        val_acc = accuracy(net, task_id, select_masks(net, cfg), val)
+        if plateau is not None:
+            plateau.step(val_acc)
+        outcome.val_acc.append(val_acc)
+        outcome.train_loss.append(total / max(1, count))
+        if val_acc > outcome.best_val_acc:
+            outcome.best_epoch, outcome.best_val_acc = epoch, val_acc
+            best_state = _snapshot(net, task_id)
+        bar.set_postfix(loss=f"{outcome.train_loss[-1]:.3f}", val=f"{val_acc:.2f}")
+    _restore(net, task_id, best_state)
+    net.eval()
+    return outcome
+
+
+def clone_network(net: TSNNetwork) -> TSNNetwork:
+    """A deep copy (used for the random-init baseline of FWT)."""
+    return copy.deepcopy(net)

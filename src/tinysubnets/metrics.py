@@ -1,0 +1,52 @@
+"""Continual-learning measures from a measured accuracy matrix, and capacity used.
+
+R[i][j] is the test accuracy on task j after training task i (j <= i), re-tested every time
+(invariant 5). Definitions follow GEM (Lopez-Paz & Ranzato, 2017).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tinysubnets.nn.backbones import TSNNetwork
+
+
+def average_accuracy(R: Sequence[Sequence[float]]) -> float:
+    """ACC: mean accuracy over all tasks after the last one."""
+    return sum(R[-1]) / len(R[-1])
+
+
+def backward_transfer(R: Sequence[Sequence[float]]) -> float:
+    """BWT: mean of R[T-1][j] - R[j][j] over j < T-1 (0 when nothing is forgotten)."""
+    T = len(R)
+    if T < 2:
+        return 0.0
+    return sum(R[-1][j] - R[j][j] for j in range(T - 1)) / (T - 1)
+
+
+def forward_transfer(before: Sequence[float | None], baseline: Sequence[float]) -> float | None:
+    """FWT: mean of R[j-1][j] - b_j over j >= 1, where ``before[j]`` is task j's accuracy just
+    before it is trained and b_j that of the random-initialised network."""
+    pairs = [(b, r) for r, b in zip(before[1:], baseline[1:], strict=False) if r is not None]
+    if not pairs:
+        return None
+    return sum(r - b for b, r in pairs) / len(pairs)
+
+
+def capacity(net: TSNNetwork) -> dict:
+    """Share of backbone weights claimed by finished tasks: total, per layer, per owner task."""
+    layers, per_task, used, total = {}, {}, 0, 0
+    for name, layer in net.masked_layers().items():
+        owner = layer.owner
+        n, n_used = owner.numel(), int((owner >= 0).sum())
+        layers[name] = {"weights": n, "used": n_used, "used_pct": 100.0 * n_used / n}
+        for t in owner[owner >= 0].unique().tolist():
+            per_task[int(t)] = per_task.get(int(t), 0) + int((owner == t).sum())
+        used, total = used + n_used, total + n
+    return {
+        "backbone_weights": total,
+        "used": used,
+        "used_pct": 100.0 * used / total,
+        "layers": layers,
+        "own_per_task": [per_task.get(t, 0) for t in range(max(per_task, default=-1) + 1)],
+    }

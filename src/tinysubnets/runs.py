@@ -1,0 +1,216 @@
+"""A continual-learning run: tasks in order, every earlier task re-tested, a checkpoint per task.
+
+Run folder layout:
+    config.yaml          the resolved configuration
+    checkpoint.pt        state after the last finished task (state dicts only; atomic)
+    results.json         R, ACC, BWT, FWT, capacity, timings (rewritten after every task)
+    accuracy_matrix.csv  R[i][j]: accuracy (%) on task j after training task i
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from tinysubnets import metrics
+from tinysubnets.atomic import save_torch, write_json, write_text
+from tinysubnets.config import RunConfig, config_from_dict
+from tinysubnets.errors import ConfigError
+from tinysubnets.learner.learner import Learner
+from tinysubnets.scenarios import BACKBONE_OF, Scenario, build_scenario
+
+CHECKPOINT_FORMAT = 1
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class RunResult:
+    """Everything a run measured. ``R[i]`` holds accuracies on tasks 0..i after task i."""
+
+    config: dict[str, Any]
+    source: str
+    R: list[list[float]] = field(default_factory=list)
+    before: list[float | None] = field(default_factory=list)
+    baseline: list[float] = field(default_factory=list)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def acc(self) -> float:
+        return metrics.average_accuracy(self.R)
+
+    @property
+    def bwt(self) -> float:
+        return metrics.backward_transfer(self.R)
+
+    @property
+    def fwt(self) -> float | None:
+        return metrics.forward_transfer(self.before, self.baseline)
+
+    def to_json(self, capacity: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": self.config,
+            "data": self.source,
+            "tasks_finished": len(self.R),
+            "R": self.R,
+            "acc": self.acc,
+            "bwt": self.bwt,
+            "fwt": self.fwt,
+            "accuracy_before_training": self.before,
+            "random_init_baseline": self.baseline,
+            "capacity": capacity,
+            "per_task": self.tasks,
+            "time_total_s": sum(t["time_s"] for t in self.tasks),
+        }
+
+
+def accuracy_matrix_csv(R: list[list[float]]) -> str:
+    """R as CSV: one row per trained task, one column per tested task; blank above the diagonal."""
+    T = len(R)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["trained\\tested", *[f"task{j}" for j in range(T)]])
+    for i, row in enumerate(R):
+        writer.writerow([f"task{i}", *[f"{v:.2f}" for v in row], *[""] * (T - len(row))])
+    return out.getvalue()
+
+
+def _random_init_baseline(cfg: RunConfig, scenario: Scenario) -> list[float]:
+    """b_j of GEM's FWT: task j's test accuracy with the untrained network and task j's head."""
+    name, kwargs = BACKBONE_OF[cfg.scenario]
+    fresh = Learner(name, kwargs, cfg.train, cfg.seed)
+    accs = []
+    for task in scenario.tasks:
+        fresh.add_head(task.n_classes)
+        accs.append(fresh.probe(task.task_id, task.split("test")))
+    return accs
+
+
+def _load_checkpoint(run_dir: Path, cfg: RunConfig) -> dict[str, Any]:
+    path = run_dir / CHECKPOINT
+    if not path.is_file():
+        raise ConfigError(f"cannot resume: {path} does not exist (no task has finished there)")
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as e:  # torch raises many types for a damaged file
+        raise ConfigError(f"cannot resume: {path} is not a readable checkpoint ({e})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ConfigError(f"cannot resume: {path} has an unknown checkpoint format")
+    saved, wanted = state["identity"], cfg.identity()
+    if saved != wanted:
+        diffs = _diff(saved, wanted)
+        raise ConfigError(
+            f"cannot resume {run_dir}: it was made with another configuration ({diffs})"
+        )
+    return state
+
+
+def _diff(saved: dict, wanted: dict, prefix: str = "") -> str:
+    parts = []
+    for key in sorted(set(saved) | set(wanted)):
+        a, b = saved.get(key), wanted.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            inner = _diff(a, b, f"{prefix}{key}.")
+            if inner:
+                parts.append(inner)
+        elif a != b:
+            parts.append(f"{prefix}{key}: run has {a!r}, asked {b!r}")
+    return "; ".join(parts)
+
+
+def resolved_config(run_dir: Path) -> RunConfig:
+    """The configuration saved in a run folder (what ``--resume`` continues with)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"cannot resume: {path} does not exist; is {run_dir} a run folder?")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ConfigError(f"cannot resume: {path} does not hold a configuration")
+    data["train"] = {k: v for k, v in data.get("train", {}).items()}
+    return config_from_dict(data)
+
+
+def run(
+    cfg: RunConfig,
+    out: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> tuple[RunResult, Learner]:
+    """Learn ``cfg.tasks`` tasks in order; with ``out``, keep a resumable run folder there.
+
+    ``resume`` continues from the last finished task in ``out``; ``stop_after`` ends the run
+    after that many tasks are finished (to split a long run, or to test resuming).
+    """
+    cfg.validate()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if out is not None:
+        out = Path(out)
+        if not resume and (out / CHECKPOINT).exists():
+            raise ConfigError(
+                f"{out} already holds a run; pass --resume {out} to continue it, or another --out"
+            )
+    state = _load_checkpoint(out, cfg) if resume and out is not None else None
+    scenario = build_scenario(cfg)
+    name, kwargs = BACKBONE_OF[cfg.scenario]
+    learner = Learner(name, kwargs, cfg.train, cfg.seed)
+    result = RunResult(config=cfg.to_dict(), source=scenario.source)
+    if state is not None:
+        learner.load_state_dict(state["learner"])
+        for key in ("R", "before", "baseline", "tasks"):
+            setattr(result, key, state["history"][key])
+    else:
+        result.baseline = _random_init_baseline(cfg, scenario)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+    last = len(scenario) if stop_after is None else min(len(scenario), stop_after)
+    for task in scenario.tasks[learner.num_tasks : last]:
+        t = task.task_id
+        start = time.perf_counter()
+        learner.add_head(task.n_classes)
+        test = task.split("test")
+        result.before.append(learner.probe(t, test) if t > 0 else None)
+        record = learner.learn(task, task.split("train"), task.split("val"), progress)
+        trained = time.perf_counter()
+        row = [learner.evaluate(j, scenario.tasks[j].split("test")) for j in range(t + 1)]
+        result.R.append(row)
+        info = asdict(record)
+        info.update(
+            time_s=time.perf_counter() - start,
+            train_time_s=trained - start,
+            epoch_time_s=(trained - start) / len(record.outcome.val_acc),
+        )
+        result.tasks.append(info)
+        if out is not None:
+            _save(out, cfg, learner, result)
+    return result, learner
+
+
+def _save(out: Path, cfg: RunConfig, learner: Learner, result: RunResult) -> None:
+    """Checkpoint first, then the human-readable files: each write is atomic on its own."""
+    save_torch(
+        out / CHECKPOINT,
+        {
+            "format": CHECKPOINT_FORMAT,
+            "identity": cfg.identity(),
+            "learner": learner.state_dict(),
+            "history": {
+                "R": result.R,
+                "before": result.before,
+                "baseline": result.baseline,
+                "tasks": result.tasks,
+            },
+        },
+    )
+    write_json(out / "results.json", result.to_json(metrics.capacity(learner.net)))
+    write_text(out / "accuracy_matrix.csv", accuracy_matrix_csv(result.R))

@@ -1,0 +1,50 @@
+"""Permuted MNIST: every task is MNIST with its own fixed, seeded pixel permutation."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tinysubnets.data import ImageSet
+from tinysubnets.scenarios.base import Scenario, Split, Task, train_val_indices
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+def _normalise(images: ImageSet) -> torch.Tensor:
+    x = torch.from_numpy(images.images.reshape(len(images), -1).astype(np.float32))
+    return (x / 255.0 - MNIST_MEAN) / MNIST_STD
+
+
+def permuted_mnist(
+    train: ImageSet, test: ImageSet, n_tasks: int, seed: int, val_fraction: float, source: str
+) -> Scenario:
+    """T tasks over the same images; task t's pixels are shuffled by permutation P_t.
+
+    The validation split is carved from train once (seeded) and shared by all tasks, so every
+    task is scored on the same images, only permuted.
+    """
+    x_train, y_train = _normalise(train), torch.from_numpy(train.labels.astype(np.int64))
+    x_test, y_test = _normalise(test), torch.from_numpy(test.labels.astype(np.int64))
+    fit_idx, val_idx = train_val_indices(len(train), val_fraction, seed)
+    parts = {
+        "train": (x_train[fit_idx], y_train[fit_idx]),
+        "val": (x_train[val_idx], y_train[val_idx]),
+        "test": (x_test, y_test),
+    }
+    n_pixels = x_train.shape[1]
+    rng = np.random.default_rng([seed, 0x9E37])
+    perms = [torch.from_numpy(rng.permutation(n_pixels)) for _ in range(n_tasks)]
+
+    def maker(perm: torch.Tensor):
+        def make_split(which: str) -> Split:
+            x, y = parts[which]
+            return Split(x[:, perm].contiguous(), y)
+
+        return make_split
+
+    tasks = tuple(
+        Task(task_id=t, name=f"pmnist-{t}", n_classes=10, make_split=maker(perms[t]))
+        for t in range(n_tasks)
+    )
+    return Scenario(name="pmnist", tasks=tasks, input_shape=(n_pixels,), source=source)

@@ -1,0 +1,76 @@
+"""Top-k masks and the straight-through estimator, on hand-made tensors."""
+
+from __future__ import annotations
+
+import torch
+
+from tinysubnets.nn.masked import MaskedLinear, keep_count, topk_mask
+
+
+def test_topk_mask_keeps_exactly_the_largest_magnitudes() -> None:
+    scores = torch.tensor([[0.1, -0.9, 0.3], [0.5, -0.2, 0.05]])
+    mask = topk_mask(scores, 3)
+    assert mask.tolist() == [[False, True, True], [True, False, False]]
+
+
+def test_topk_mask_with_ties_still_keeps_k() -> None:
+    scores = torch.ones(4, 5)
+    for k in (1, 7, 19):
+        assert int(topk_mask(scores, k).sum()) == k
+
+
+def test_topk_mask_edges_and_allowed_positions() -> None:
+    scores = torch.tensor([4.0, -3.0, 2.0, 1.0])
+    assert topk_mask(scores, 0).sum() == 0
+    assert topk_mask(scores, 4).all()
+    allowed = torch.tensor([False, True, False, True])
+    assert topk_mask(scores, 1, allowed=allowed).tolist() == [False, True, False, False]
+    assert keep_count(10, 0.5) == 5 and keep_count(10, 0.01) == 1 and keep_count(10, 1.0) == 10
+
+
+def test_straight_through_gradients() -> None:
+    torch.manual_seed(0)
+    layer = MaskedLinear(3, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))
+        layer.scores.copy_(torch.tensor([[0.9, 0.1, 0.8], [0.2, 0.7, 0.3]]))
+    # Position (0, 0) belongs to a finished task, with a frozen value of its own.
+    layer.consolidate(torch.tensor([[True, False, False], [False, False, False]]), task_id=0)
+    with torch.no_grad():
+        layer.frozen[0, 0] = -10.0
+    mask = layer.select_mask(keep_ratio=0.5)  # top-3 of |scores|: (0,0), (0,2), (1,1)
+    assert mask.tolist() == [[True, False, True], [False, True, False]]
+    weight = layer.masked_weight(mask, scores_grad=True)
+    assert weight.tolist() == [[-10.0, 0.0, 3.0], [0.0, 5.0, 0.0]]
+    upstream = torch.arange(1.0, 7.0).view(2, 3)
+    weight.backward(upstream)
+    # Scores: the upstream gradient times the effective weight, at *every* position (STE).
+    effective = torch.tensor([[-10.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    assert torch.equal(layer.scores.grad, upstream * effective)
+    # Weights: only masked, free positions; the frozen position (0, 0) gets exactly zero.
+    assert torch.equal(layer.weight.grad, upstream * torch.tensor([[0.0, 0, 1], [0, 1, 0]]))
+
+
+def test_free_quota_reserves_free_positions() -> None:
+    layer = MaskedLinear(10, 10)
+    with torch.no_grad():
+        layer.scores.copy_(torch.arange(100.0).view(10, 10))
+    claimed = torch.zeros(10, 10, dtype=torch.bool)
+    claimed.view(-1)[50:] = True  # the 50 largest scores are frozen positions
+    layer.consolidate(claimed, task_id=0)
+    plain = layer.select_mask(keep_ratio=0.2)
+    assert not (plain & ~layer.claimed).any()
+    quota = layer.select_mask(keep_ratio=0.2, free_quota=0.5)
+    assert int(quota.sum()) == 20
+    assert int((quota & ~layer.claimed).sum()) == 10
+
+
+def test_evaluation_weight_ignores_free_values_outside_the_mask() -> None:
+    layer = MaskedLinear(4, 3)
+    mask = torch.zeros(3, 4, dtype=torch.bool)
+    mask[0, 1] = True
+    with torch.no_grad():
+        layer.weight.fill_(float("nan"))
+        layer.weight[0, 1] = 2.0
+    weight = layer.masked_weight(mask)
+    assert weight[0, 1] == 2.0 and int((weight != 0).sum()) == 1
