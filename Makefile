@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
+	rm -rf runs/demo
 	$(BIN)/tsn run --scenario pmnist --tasks 10 --out runs/demo
 
 test: $(STAMP)

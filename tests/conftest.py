@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tinysubnets import RunConfig, TrainConfig
+from tinysubnets import RunConfig
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -20,6 +20,5 @@ def _two_threads() -> None:
 
 def tiny_config(**train: object) -> RunConfig:
     """3 permuted-MNIST tasks on the embedded subset, a few epochs: seconds per run."""
-    defaults = {"epochs": 2, "batch_size": 128}
-    defaults.update(train)
-    return RunConfig(scenario="pmnist", tasks=3, seed=7, train=TrainConfig(**defaults))
+    settings = {"epochs": 2, "batch_size": 128, **train}
+    return RunConfig.for_scenario("pmnist", tasks=3, seed=7, train=settings)

@@ -10,6 +10,7 @@ import torch
 from conftest import tiny_config
 
 from tinysubnets import run
+from tinysubnets.errors import ShapeError, TaskIdError
 from tinysubnets.learner.learner import Learner
 from tinysubnets.scenarios import build_scenario
 
@@ -21,7 +22,7 @@ def _fixed_inputs() -> torch.Tensor:
 def test_forget_free_bit_exact_logits() -> None:
     cfg = tiny_config()
     scenario = build_scenario(cfg)
-    learner = Learner("mlp", {}, cfg.train, cfg.seed)
+    learner = Learner("mlp", {}, cfg.train, cfg.seed, cfg.tasks)
     x = torch.cat([_fixed_inputs(), scenario.tasks[0].split("test").x[:64]])
     seen: dict[int, torch.Tensor] = {}
     for task in scenario.tasks:
@@ -44,7 +45,7 @@ def test_forget_free_bit_exact_logits() -> None:
 def test_frozen_weights_never_move(optimizer: str, extra: dict) -> None:
     cfg = tiny_config(optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 0.01, **extra)
     scenario = build_scenario(dataclasses.replace(cfg, tasks=2))
-    learner = Learner("mlp", {}, cfg.train, cfg.seed)
+    learner = Learner("mlp", {}, cfg.train, cfg.seed, cfg.tasks)
     first, second = scenario.tasks
     learner.add_head(first.n_classes)
     learner.learn(first, first.split("train"), first.split("val"), progress=False)
@@ -99,3 +100,15 @@ def test_end_to_end_on_real_mnist_subset() -> None:
     assert result.acc > 84.0, result.R
     # Every task trains far above its untrained accuracy (chance is 10 %).
     assert all(r > b + 60 for r, b in zip(result.R[-1], result.baseline, strict=True))
+
+
+def test_bad_task_id_and_shape_get_clear_errors() -> None:
+    cfg = dataclasses.replace(tiny_config(epochs=1), tasks=1)
+    _, learner = run(cfg, progress=False)
+    with pytest.raises(TaskIdError, match="task id 1 is out of range: this model holds tasks 0..0"):
+        learner.logits(_fixed_inputs(), 1)
+    with pytest.raises(TaskIdError, match="task id -1"):
+        learner.logits(_fixed_inputs(), -1)
+    with pytest.raises(ShapeError, match=r"inputs of shape \(64, 700\)"):
+        learner.logits(torch.zeros(64, 700), 0)
+    assert learner.logits(torch.zeros(2, 28, 28), 0).shape == (2, 10)

@@ -51,7 +51,7 @@ def test_straight_through_gradients() -> None:
     assert torch.equal(layer.weight.grad, upstream * torch.tensor([[0.0, 0, 1], [0, 1, 0]]))
 
 
-def test_free_quota_reserves_free_positions() -> None:
+def test_new_weight_budget_reserves_free_positions() -> None:
     layer = MaskedLinear(10, 10)
     with torch.no_grad():
         layer.scores.copy_(torch.arange(100.0).view(10, 10))
@@ -60,9 +60,15 @@ def test_free_quota_reserves_free_positions() -> None:
     layer.consolidate(claimed, task_id=0)
     plain = layer.select_mask(keep_ratio=0.2)
     assert not (plain & ~layer.claimed).any()
-    quota = layer.select_mask(keep_ratio=0.2, free_quota=0.5)
-    assert int(quota.sum()) == 20
-    assert int((quota & ~layer.claimed).sum()) == 10
+    budgeted = layer.select_mask(keep_ratio=0.2, new_budget=10)
+    assert int(budgeted.sum()) == 20
+    assert int((budgeted & ~layer.claimed).sum()) == 10
+    # The own part takes the free positions with the largest scores (40..49), the shared
+    # part the claimed ones with the largest scores (90..99).
+    assert budgeted.view(-1).nonzero().view(-1).tolist() == [*range(40, 50), *range(90, 100)]
+    # With nothing claimed yet, the mask holds only the budget.
+    fresh = MaskedLinear(10, 10)
+    assert int(fresh.select_mask(keep_ratio=0.5, new_budget=7).sum()) == 7
 
 
 def test_evaluation_weight_ignores_free_values_outside_the_mask() -> None:

@@ -1,7 +1,8 @@
 """tinysubnets: TinySubNets (TSN), forget-free continual learning with per-task subnetworks.
 
-    from tinysubnets import RunConfig, TrainConfig, run
-    result, learner = run(RunConfig(tasks=3, train=TrainConfig(epochs=2)), out="runs/quick")
+    from tinysubnets import RunConfig, run
+    cfg = RunConfig.for_scenario("pmnist", tasks=3, train={"epochs": 2})
+    result, learner = run(cfg, out="runs/quick")
     print(result.acc, result.bwt)
 """
 

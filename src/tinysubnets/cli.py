@@ -9,7 +9,15 @@ from pathlib import Path
 
 from rich.console import Console
 
-from tinysubnets.config import OPTIMIZERS, SCHEDULES, RunConfig, config_from_dict, load_config_file
+from tinysubnets.config import (
+    CLAIM_RULES,
+    OPTIMIZERS,
+    SCHEDULES,
+    RunConfig,
+    config_from_dict,
+    preset,
+    read_config_file,
+)
 from tinysubnets.errors import TSNError
 from tinysubnets.runs import resolved_config, run
 from tinysubnets.scenarios import SCENARIOS
@@ -42,8 +50,21 @@ _TRAIN_FLAGS = {
     "weight_decay": (float, "weight decay (never reaches frozen weights)"),
     "schedule": (str, f"learning-rate schedule: {', '.join(SCHEDULES)}"),
     "keep_ratio": (float, "keep ratio c in (0, 1]: share of each layer a task's mask keeps"),
-    "free_quota": (float, "share of a task's mask reserved for free (unclaimed) weights"),
+    "claim": (str, f"how many free weights a task claims, one of {', '.join(CLAIM_RULES)}: "
+              "'fair' = free / tasks left, per layer; 'scores' = top-k of scores decides (WSN)"),
 }
+
+
+def _layer_ratio(text: str) -> dict[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return {name: float(value)}
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected LAYER=RATIO (e.g. fc1=0.1), got {text!r}"
+        ) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     for key, (typ, text) in _TRAIN_FLAGS.items():
         p.add_argument(f"--{key.replace('_', '-')}", type=typ, dest=key, help=text)
+    p.add_argument("--layer-keep-ratio", type=_layer_ratio, action="append", metavar="LAYER=C",
+                   help="keep ratio of one layer, e.g. fc1=0.1 (repeatable)")
     p.add_argument("--config", type=Path, help="YAML file of settings (keys as in config.yaml)")
     p.add_argument("--out", type=Path, help="run folder to write (default runs/<scenario>-s<seed>)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
@@ -77,16 +100,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> RunConfig:
+    settings = read_config_file(args.config) if args.config is not None else {}
     if args.resume is not None:
         base = resolved_config(args.resume)
     else:
-        base = RunConfig()
-    if args.config is not None:
-        base = load_config_file(args.config, base)
+        base = preset(args.scenario or str(settings.get("scenario", "pmnist")))
+    if settings:
+        base = config_from_dict(settings, base, where=f"config file {args.config}")
     top = {k: getattr(args, k) for k in ("scenario", "tasks", "seed", "download", "threads")}
     if args.data_dir is not None:
         top["data_dir"] = str(args.data_dir)
     train = {k: getattr(args, k) for k in _TRAIN_FLAGS}
+    if args.layer_keep_ratio:
+        given = {name: c for pair in args.layer_keep_ratio for name, c in pair.items()}
+        train["layer_keep_ratio"] = {**base.train.layer_keep_ratio, **given}
     overrides = {k: v for k, v in top.items() if v is not None}
     train = {k: v for k, v in train.items() if v is not None}
     if train:

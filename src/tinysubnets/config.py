@@ -1,11 +1,13 @@
 """Frozen dataclass configs; YAML files and CLI flags override the defaults.
 
-The defaults are the ones the p-MNIST benchmark measured (see README), not the paper's code's.
+Order of precedence, later wins: dataclass defaults, the scenario's preset (``PRESETS``, the
+settings its benchmark measured best), a YAML file, command-line flags.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ import yaml
 from tinysubnets.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+CLAIM_RULES = ("fair", "scores")
 SCHEDULES = ("cosine", "plateau", "none")
 
 
@@ -33,7 +36,8 @@ class TrainConfig:
     plateau_factor: float = 0.3
     keep_ratio: float = 0.5
     layer_keep_ratio: dict[str, float] = field(default_factory=dict)
-    free_quota: float = 0.0
+    claim: str = "fair"
+    reinit_free: bool = False
 
     def keep_ratio_of(self, layer: str) -> float:
         """Keep ratio of one layer: its own entry in ``layer_keep_ratio``, else ``keep_ratio``."""
@@ -45,8 +49,8 @@ class TrainConfig:
             if not 0.0 < ratio <= 1.0:
                 where = f" of layer {name}" if name else ""
                 raise ConfigError(f"keep ratio{where} must be in (0, 1], got {ratio}")
-        if not 0.0 <= self.free_quota <= 1.0:
-            raise ConfigError(f"free quota must be in [0, 1], got {self.free_quota}")
+        if self.claim not in CLAIM_RULES:
+            raise ConfigError(f"unknown claim rule {self.claim!r}; choose from {CLAIM_RULES}")
         if self.epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -80,6 +84,11 @@ class RunConfig:
             raise ConfigError(f"validation fraction must be in (0, 1), got {self.val_fraction}")
         self.train.validate()
 
+    @classmethod
+    def for_scenario(cls, scenario: str = "pmnist", **overrides: Any) -> RunConfig:
+        """The scenario's preset, then ``overrides`` (``train=`` takes a mapping)."""
+        return config_from_dict(overrides, preset(scenario))
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -91,28 +100,79 @@ class RunConfig:
         return d
 
 
+# Training settings per scenario, as measured by its benchmark (see README).
+PRESETS: dict[str, dict[str, Any]] = {
+    "pmnist": {
+        "epochs": 15,
+        "batch_size": 256,
+        "optimizer": "adam",
+        "lr": 3e-3,
+        "schedule": "cosine",
+        "keep_ratio": 0.5,
+        # Layer 1 of a permutation is useless to the others: each task keeps only its own
+        # share of it (no sharing); layer 2 may be shared freely.
+        "layer_keep_ratio": {"fc1": 0.1, "fc2": 1.0},
+        "claim": "fair",
+    },
+}
+
+
+def preset(scenario: str) -> RunConfig:
+    """RunConfig for ``scenario`` with its preset training settings (defaults if it has none)."""
+    base = RunConfig(scenario=scenario)
+    return config_from_dict({"train": PRESETS.get(scenario, {})}, base, where="preset")
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check a YAML/CLI value against a field's type (ints are accepted where floats are)."""
+    args = typing.get_args(hint)
+    if type(None) in args:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    origin = typing.get_origin(hint)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        key_type, value_type = typing.get_args(hint)
+        return {_coerce(k, key_type, where): _coerce(v, value_type, f"{where}.{k}")
+                for k, v in value.items()}
+    ok = isinstance(value, hint) and not (hint is not bool and isinstance(value, bool))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not ok:
+        raise ConfigError(f"{where} must be of type {hint.__name__}, got {value!r}")
+    return value
+
+
 def _merge(cls: type, base: Any, overrides: dict[str, Any], where: str) -> Any:
-    known = {f.name: f for f in fields(cls)}
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in fields(cls)]
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
-        key = key.replace("-", "_")
+        key = str(key).replace("-", "_")
         if key not in known:
             raise ConfigError(f"{where}: unknown setting {key!r}; known: {', '.join(known)}")
         if key == "train":
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: 'train' must be a mapping")
-            value = _merge(TrainConfig, base.train, value, f"{where} train")
+            value = _merge(TrainConfig, base.train, value, f"{where}: train")
+        else:
+            value = _coerce(value, hints[key], f"{where}: {key}")
         changes[key] = value
     return dataclasses.replace(base, **changes)
 
 
-def config_from_dict(data: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
-    """Overlay a (possibly nested) mapping on ``base``; unknown keys are errors, not ignored."""
-    return _merge(RunConfig, base or RunConfig(), data, "config")
+def config_from_dict(
+    data: dict[str, Any], base: RunConfig | None = None, where: str = "config"
+) -> RunConfig:
+    """Overlay a (possibly nested) mapping on ``base``; unknown keys and wrong types are
+    errors naming the setting, not silently ignored."""
+    return _merge(RunConfig, base or RunConfig(), data, where)
 
 
-def load_config_file(path: Path, base: RunConfig | None = None) -> RunConfig:
-    """Read a YAML config file (same keys as RunConfig, with a nested ``train`` mapping)."""
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings in a YAML config file (keys as in RunConfig, a nested ``train`` mapping)."""
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except OSError as e:
@@ -121,4 +181,4 @@ def load_config_file(path: Path, base: RunConfig | None = None) -> RunConfig:
         raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of settings")
-    return config_from_dict(data, base)
+    return data

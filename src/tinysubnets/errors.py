@@ -9,5 +9,13 @@ class DataError(TSNError):
     """A data file is missing, truncated, corrupt, or has an unexpected shape."""
 
 
+class TaskIdError(TSNError, IndexError):
+    """A task id the model does not hold (not yet trained, or beyond the scenario)."""
+
+
+class ShapeError(TSNError, ValueError):
+    """Inputs whose shape does not fit the backbone."""
+
+
 class ConfigError(TSNError):
     """A setting is out of range or inconsistent (e.g. a resume folder from another run)."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 import yaml
+from tqdm.auto import tqdm
 
 from tinysubnets import metrics
 from tinysubnets.atomic import save_torch, write_json, write_text
@@ -85,7 +86,7 @@ def accuracy_matrix_csv(R: list[list[float]]) -> str:
 def _random_init_baseline(cfg: RunConfig, scenario: Scenario) -> list[float]:
     """b_j of GEM's FWT: task j's test accuracy with the untrained network and task j's head."""
     name, kwargs = BACKBONE_OF[cfg.scenario]
-    fresh = Learner(name, kwargs, cfg.train, cfg.seed)
+    fresh = Learner(name, kwargs, cfg.train, cfg.seed, cfg.tasks)
     accs = []
     for task in scenario.tasks:
         fresh.add_head(task.n_classes)
@@ -161,7 +162,7 @@ def run(
     state = _load_checkpoint(out, cfg) if resume and out is not None else None
     scenario = build_scenario(cfg)
     name, kwargs = BACKBONE_OF[cfg.scenario]
-    learner = Learner(name, kwargs, cfg.train, cfg.seed)
+    learner = Learner(name, kwargs, cfg.train, cfg.seed, cfg.tasks)
     result = RunResult(config=cfg.to_dict(), source=scenario.source)
     if state is not None:
         learner.load_state_dict(state["learner"])
@@ -174,7 +175,11 @@ def run(
         write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     last = len(scenario) if stop_after is None else min(len(scenario), stop_after)
-    for task in scenario.tasks[learner.num_tasks : last]:
+    bar = tqdm(
+        scenario.tasks[learner.num_tasks : last], desc="tasks", unit="task",
+        initial=learner.num_tasks, total=last, disable=None if progress else True,
+    )
+    for task in bar:
         t = task.task_id
         start = time.perf_counter()
         learner.add_head(task.n_classes)
@@ -191,6 +196,7 @@ def run(
             epoch_time_s=(trained - start) / len(record.outcome.val_acc),
         )
         result.tasks.append(info)
+        bar.set_postfix(acc=f"{sum(row) / len(row):.2f}", last=f"{row[-1]:.2f}")
         if out is not None:
             _save(out, cfg, learner, result)
     return result, learner

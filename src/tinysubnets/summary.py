@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -13,12 +14,16 @@ def print_summary(results: dict[str, Any], console: Console | None = None) -> No
     console = console or Console()
     R = results["R"]
     T = len(R)
-    table = Table(title=f"Accuracy matrix R (%) — {results['data']}", show_lines=False)
-    table.add_column("after", justify="right", style="bold")
+    # One decimal and a light box keep a 10-task matrix within 80 columns.
+    table = Table(
+        title="Accuracy matrix R (%): row = after training task i, column = task j",
+        caption=f"data: {results['data']}", box=box.SIMPLE_HEAD, padding=(0, 1),
+    )
+    table.add_column("i\\j", justify="right", style="bold")
     for j in range(T):
-        table.add_column(f"T{j}", justify="right")
+        table.add_column(f"{j}", justify="right")
     for i, row in enumerate(R):
-        table.add_row(f"T{i}", *[f"{v:.2f}" for v in row], *[""] * (T - len(row)))
+        table.add_row(f"{i}", *[f"{v:.1f}" for v in row], *[""] * (T - len(row)))
     console.print(table)
     cap = results["capacity"]
     fwt = results["fwt"]
@@ -31,4 +36,4 @@ def print_summary(results: dict[str, Any], console: Console | None = None) -> No
         f"capacity used {cap['used_pct']:.1f}% of {cap['backbone_weights']:,} backbone weights  "
         f"({layers})"
     )
-    console.print(f"time per task (s): {times}  total {results['time_total_s']:.1f} s")
+    console.print(f"time per task (s): {times}; total {results['time_total_s']:.0f} s")

@@ -13,8 +13,14 @@ import torch
 from torch import Tensor
 
 from tinysubnets.config import TrainConfig
-from tinysubnets.errors import ConfigError
-from tinysubnets.learner.trainer import TrainOutcome, accuracy, select_masks, train_task
+from tinysubnets.errors import ConfigError, ShapeError, TaskIdError
+from tinysubnets.learner.trainer import (
+    TrainOutcome,
+    accuracy,
+    mask_selectors,
+    select_masks,
+    train_task,
+)
 from tinysubnets.nn.backbones import TSNNetwork, build_backbone
 from tinysubnets.scenarios.base import Split, Task
 
@@ -38,8 +44,10 @@ def task_generator(seed: int, task_id: int) -> torch.Generator:
 class Learner:
     """Holds the network and everything TSN keeps per task."""
 
-    def __init__(self, backbone: str, backbone_kwargs: dict, cfg: TrainConfig, seed: int) -> None:
-        self.cfg, self.seed = cfg, seed
+    def __init__(
+        self, backbone: str, backbone_kwargs: dict, cfg: TrainConfig, seed: int, planned_tasks: int
+    ) -> None:
+        self.cfg, self.seed, self.planned_tasks = cfg, seed, planned_tasks
         self.backbone_name, self.backbone_kwargs = backbone, dict(backbone_kwargs)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -64,19 +72,37 @@ class Learner:
         self.net.add_head(n_classes, task_generator(self.seed, t))
         self.n_classes.append(n_classes)
 
+    def new_weight_budgets(self) -> dict[str, int] | None:
+        """Free weights the next task may claim per layer: with the ``fair`` rule, an equal
+        share of what is still free among the tasks still to come (at least one)."""
+        if self.cfg.claim != "fair":
+            return None
+        left = max(1, self.planned_tasks - self.num_tasks)
+        return {
+            name: int((~layer.claimed).sum()) // left
+            for name, layer in self.net.masked_layers().items()
+        }
+
     def probe(self, task_id: int, split: Split) -> float:
         """Accuracy on a task not yet trained (its fresh head, the mask the scores pick now)."""
-        return accuracy(self.net, task_id, select_masks(self.net, self.cfg), split)
+        selectors = mask_selectors(self.net, self.cfg, self.new_weight_budgets())
+        return accuracy(self.net, task_id, select_masks(selectors), split)
 
     def learn(self, task: Task, train: Split, val: Split, progress: bool = True) -> TaskRecord:
         """Train task ``task`` (its head must exist), fix M_t, freeze its own weights."""
         t = task.task_id
         if t != self.num_tasks or t >= len(self.net.heads):
             raise ValueError(f"task {t} is out of order: {self.num_tasks} tasks finished")
+        budgets = self.new_weight_budgets()
+        if self.cfg.reinit_free:
+            generator = task_generator(self.seed, 10_000 + t)
+            for name, selector in mask_selectors(self.net, self.cfg, budgets).items():
+                layer = self.net.masked_layers()[name]
+                layer.reinit_free(selector.size / layer.weight.numel(), generator)
         outcome = train_task(
-            self.net, t, train, val, self.cfg, task_generator(self.seed, t), progress
+            self.net, t, train, val, self.cfg, task_generator(self.seed, t), budgets, progress
         )
-        masks = select_masks(self.net, self.cfg)
+        masks = select_masks(mask_selectors(self.net, self.cfg, budgets))
         record = TaskRecord(t, outcome, {}, {}, {})
         with torch.no_grad():
             for name, layer in self.net.masked_layers().items():
@@ -87,17 +113,30 @@ class Learner:
         self.masks.append(masks)
         return record
 
+    def _check_task(self, task_id: int) -> None:
+        if not isinstance(task_id, int) or not 0 <= task_id < self.num_tasks:
+            raise TaskIdError(
+                f"task id {task_id!r} is out of range: this model holds tasks "
+                f"0..{self.num_tasks - 1}" if self.num_tasks else
+                f"task id {task_id!r} is out of range: no task is finished yet"
+            )
+
     def evaluate(self, task_id: int, split: Split) -> float:
         """Test accuracy of a finished task with its own mask M_t (invariant 4)."""
-        if not 0 <= task_id < self.num_tasks:
-            raise IndexError(f"task id {task_id} out of range: {self.num_tasks} tasks finished")
+        self._check_task(task_id)
         return accuracy(self.net, task_id, self.masks[task_id], split)
 
     @torch.no_grad()
     def logits(self, x: Tensor, task_id: int) -> Tensor:
-        """Logits of a finished task on inputs ``x``."""
-        if not 0 <= task_id < self.num_tasks:
-            raise IndexError(f"task id {task_id} out of range: {self.num_tasks} tasks finished")
+        """Logits of a finished task on inputs ``x`` (shape (N, *input shape))."""
+        self._check_task(task_id)
+        fc1 = next(iter(self.net.masked_layers().values()))
+        expected = getattr(fc1, "in_features", None)
+        if expected is not None and (x.dim() < 2 or x[0].numel() != expected):
+            raise ShapeError(
+                f"inputs of shape {tuple(x.shape)} do not fit the backbone: expected "
+                f"(N, {expected}) or images with {expected} pixels each"
+            )
         return self.net(x, task_id, self.masks[task_id])
 
     def state_dict(self) -> dict:

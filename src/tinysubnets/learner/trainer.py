@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -12,6 +13,7 @@ from tqdm.auto import tqdm
 
 from tinysubnets.config import TrainConfig
 from tinysubnets.nn.backbones import TSNNetwork
+from tinysubnets.nn.masked import MaskSelector
 from tinysubnets.scenarios.base import Split, iterate_batches
 
 
@@ -23,14 +25,23 @@ class TrainOutcome:
     best_val_acc: float
     val_acc: list[float] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
+    epoch_train_s: list[float] = field(default_factory=list)
 
 
-def select_masks(net: TSNNetwork, cfg: TrainConfig) -> dict[str, Tensor]:
-    """The masks the current scores pick, one per masked layer."""
+def mask_selectors(
+    net: TSNNetwork, cfg: TrainConfig, budgets: dict[str, int] | None = None
+) -> dict[str, MaskSelector]:
+    """One mask selector per masked layer (``budgets``: free weights each layer's mask takes)."""
+    budgets = budgets or {}
     return {
-        name: layer.select_mask(cfg.keep_ratio_of(name), cfg.free_quota)
+        name: MaskSelector(layer, cfg.keep_ratio_of(name), budgets.get(name))
         for name, layer in net.masked_layers().items()
     }
+
+
+def select_masks(selectors: dict[str, MaskSelector]) -> dict[str, Tensor]:
+    """The masks the current scores pick, one per masked layer."""
+    return {name: select() for name, select in selectors.items()}
 
 
 @torch.no_grad()
@@ -44,7 +55,7 @@ def accuracy(
     return 100.0 * correct / max(1, len(split))
 
 
-def _optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True
@@ -85,6 +96,7 @@ def train_task(
     val: Split,
     cfg: TrainConfig,
     generator: torch.Generator,
+    budgets: dict[str, int] | None = None,
     progress: bool = True,
 ) -> TrainOutcome:
     """Train task ``task_id``; leave the network at the best validation epoch.
@@ -93,7 +105,7 @@ def train_task(
     from the same epoch (the published code mixes the last step's mask with the best weights).
     """
     net.train()
-    optimizer = _optimizer(_trainable(net, task_id), cfg)
+    optimizer = make_optimizer(_trainable(net, task_id), cfg)
     steps_per_epoch = -(-len(train) // cfg.batch_size)
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
@@ -105,13 +117,17 @@ def train_task(
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience
         )
+    selectors = mask_selectors(net, cfg, budgets)
     outcome = TrainOutcome(best_epoch=-1, best_val_acc=-1.0)
     best_state: dict[str, Tensor] = {}
-    bar = tqdm(range(cfg.epochs), desc=f"task {task_id}", disable=not progress, leave=False)
+    bar = tqdm(
+        range(cfg.epochs), desc=f"task {task_id}", disable=None if progress else True, leave=False
+    )
     for epoch in bar:
         total, count = 0.0, 0
+        start = time.perf_counter()
         for x, y in iterate_batches(train, cfg.batch_size, generator):
-            masks = select_masks(net, cfg)
+            masks = select_masks(selectors)
             loss = F.cross_entropy(net(x, task_id, masks, train=True), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -120,7 +136,8 @@ def train_task(
                 scheduler.step()
             total += float(loss.detach()) * len(y)
             count += len(y)
-        val_acc = accuracy(net, task_id, select_masks(net, cfg), val)
+        outcome.epoch_train_s.append(time.perf_counter() - start)
+        val_acc = accuracy(net, task_id, select_masks(selectors), val)
         if plateau is not None:
             plateau.step(val_acc)
         outcome.val_acc.append(val_acc)

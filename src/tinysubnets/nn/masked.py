@@ -24,29 +24,70 @@ def keep_count(numel: int, keep_ratio: float) -> int:
     return max(1, min(numel, round(keep_ratio * numel)))
 
 
-def topk_mask(scores: Tensor, k: int, allowed: Tensor | None = None) -> Tensor:
-    """Boolean mask of the k largest |scores| (restricted to ``allowed`` positions if given).
+def _top_k_of(values: np.ndarray, k: int) -> np.ndarray:
+    """Boolean array marking exactly k largest entries of a 1-D array.
 
-    The threshold comes from ``np.partition`` (introselect), several times faster on CPU than
+    ``np.partition`` (introselect) finds the threshold several times faster on CPU than
     ``torch.topk``/``torch.kthvalue`` at these sizes; exact ties at the threshold fall back to
-    ``torch.topk`` so the mask always has exactly k ones.
+    ``np.argpartition`` so the count is always k.
     """
-    magnitude = scores.detach().abs().flatten()
-    if allowed is not None:
-        magnitude = torch.where(allowed.flatten(), magnitude, torch.full_like(magnitude, -1.0))
-    n = magnitude.numel()
-    if k <= 0:
-        return torch.zeros_like(scores, dtype=torch.bool)
+    n = values.size
     if k >= n:
-        mask = torch.ones(n, dtype=torch.bool) if allowed is None else allowed.flatten().clone()
-        return mask.view_as(scores)
-    values = magnitude.cpu().numpy()
-    threshold = float(np.partition(values, n - k)[n - k])
-    mask = magnitude >= threshold
-    if int(mask.sum()) != k:
-        mask = torch.zeros(n, dtype=torch.bool, device=scores.device)
-        mask[torch.topk(magnitude, k, sorted=False).indices] = True
-    return mask.view_as(scores)
+        return np.ones(n, dtype=bool)
+    if k <= 0:
+        return np.zeros(n, dtype=bool)
+    chosen = values >= np.partition(values, n - k)[n - k]
+    if int(chosen.sum()) != k:
+        chosen = np.zeros(n, dtype=bool)
+        chosen[np.argpartition(values, n - k)[n - k :]] = True
+    return chosen
+
+
+def topk_mask(scores: Tensor, k: int, allowed: Tensor | None = None) -> Tensor:
+    """Boolean mask of the k largest |scores| (restricted to ``allowed`` positions if given)."""
+    magnitude = scores.detach().abs().flatten().cpu().numpy()
+    if allowed is None:
+        return torch.from_numpy(_top_k_of(magnitude, k)).view(scores.shape).to(scores.device)
+    idx = allowed.flatten().nonzero().view(-1).cpu().numpy()
+    mask = np.zeros(magnitude.size, dtype=bool)
+    mask[idx[_top_k_of(magnitude[idx], k)]] = True
+    return torch.from_numpy(mask).view(scores.shape).to(scores.device)
+
+
+class MaskSelector:
+    """Picks a layer's mask from its current scores: top-k of |score|.
+
+    With a ``new_budget``, exactly ``min(new_budget, k)`` slots go to free positions (the
+    task's own, trainable weights) and the rest to claimed ones (shared, frozen). Without it,
+    scores trained by earlier tasks keep picking frozen weights and a late task ends up with
+    almost nothing to train; the budget also keeps capacity for the tasks to come.
+    Which positions are free does not change while a task trains, so it is computed once.
+    """
+
+    def __init__(self, layer: MaskedLayer, keep_ratio: float, new_budget: int | None = None):
+        self.layer = layer
+        k = keep_count(layer.scores.numel(), keep_ratio)
+        if new_budget is None:
+            self.groups: list[tuple[np.ndarray | None, int]] = [(None, k)]
+            self.size = k
+            return
+        claimed = layer.claimed.flatten().cpu().numpy()
+        free_idx, claimed_idx = np.flatnonzero(~claimed), np.flatnonzero(claimed)
+        k_new = min(new_budget, k, free_idx.size)
+        k_shared = min(k - k_new, claimed_idx.size)
+        self.groups = [(free_idx, k_new), (claimed_idx, k_shared)]
+        self.size = k_new + k_shared  # ones in every mask this selector returns
+
+    def __call__(self) -> Tensor:
+        scores = self.layer.scores
+        magnitude = scores.detach().abs().flatten().cpu().numpy()
+        mask = np.zeros(magnitude.size, dtype=bool)
+        for idx, k in self.groups:
+            if idx is None:
+                mask |= _top_k_of(magnitude, k)
+            else:
+                mask[idx[_top_k_of(magnitude[idx], k)]] = True
+        return torch.from_numpy(mask).view(scores.shape).to(scores.device)
 
 
 class _MaskedWeight(torch.autograd.Function):
@@ -102,20 +143,9 @@ class MaskedLayer(nn.Module):
         """Frozen values where a finished task owns the position, trainable values elsewhere."""
         return torch.where(self.claimed, self.frozen, self.weight)
 
-    def select_mask(self, keep_ratio: float, free_quota: float = 0.0) -> Tensor:
-        """The mask the current scores pick: top-k of |score| over the layer.
-
-        ``free_quota`` reserves that share of the k slots for free (unclaimed) positions, so a
-        task keeps learning new weights instead of only reusing frozen ones.
-        """
-        k = keep_count(self.scores.numel(), keep_ratio)
-        if free_quota <= 0.0:
-            return topk_mask(self.scores, k)
-        free = ~self.claimed
-        k_free = min(round(free_quota * k), int(free.sum()))
-        mask = topk_mask(self.scores, k_free, allowed=free)
-        rest = topk_mask(self.scores, k - k_free, allowed=~mask)
-        return mask | rest
+    def select_mask(self, keep_ratio: float, new_budget: int | None = None) -> Tensor:
+        """The mask the current scores pick (see :class:`MaskSelector`)."""
+        return MaskSelector(self, keep_ratio, new_budget)()
 
     def masked_weight(self, mask: Tensor, scores_grad: bool = False) -> Tensor:
         """The weight a task computes with.
@@ -127,6 +157,15 @@ class MaskedLayer(nn.Module):
         if scores_grad:
             return _MaskedWeight.apply(self.weight, self.scores, self.frozen, self.claimed, mask)
         return torch.where(mask, self.effective_weight(), torch.zeros((), dtype=self.frozen.dtype))
+
+    @torch.no_grad()
+    def reinit_free(self, density: float, generator: torch.Generator) -> None:
+        """Redraw the free weights, Kaiming-uniform for the fan-in a mask of this density
+        leaves (fan_in x density): at 10 % density the default scale would start the
+        subnetwork's activations about three times too small."""
+        bound = math.sqrt(6.0 / max(1.0, self.fan_in * density))
+        fresh = torch.empty_like(self.weight).uniform_(-bound, bound, generator=generator)
+        self.weight.copy_(torch.where(self.claimed, self.weight, fresh))
 
     def consolidate(self, mask: Tensor, task_id: int) -> Tensor:
         """Freeze the task's own weights (M_t minus C_{t-1}); return them as a boolean mask."""

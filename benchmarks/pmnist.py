@@ -1,0 +1,103 @@
+"""Full permuted-MNIST benchmark: TSN with its defaults, and in the same run the same backbone
+trained densely, to report the masked/dense time per epoch.
+
+    make bench            # = python benchmarks/pmnist.py --data-dir ../shared/data/mnist
+
+Prints ACC, BWT, FWT, capacity, time per task and the epoch-time ratio; writes the run folder
+(results.json etc.) to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tinysubnets import RunConfig, run
+from tinysubnets.learner.trainer import make_optimizer
+from tinysubnets.metrics import capacity
+from tinysubnets.scenarios import build_scenario, iterate_batches
+from tinysubnets.summary import print_summary
+
+
+class DenseMLP(nn.Module):
+    """The same 784-100-100 backbone and a head, without masks or scores."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(784, 100, bias=False)
+        self.fc2 = nn.Linear(100, 100, bias=False)
+        self.head = nn.Linear(100, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+def dense_epoch_times(cfg: RunConfig, epochs: int) -> list[float]:
+    """Seconds per training epoch (no evaluation) of the dense backbone on task 0's data,
+    with the same optimizer, learning rate and batch size as TSN."""
+    task = build_scenario(cfg).tasks[0]
+    train = task.split("train")
+    torch.manual_seed(cfg.seed)
+    model = DenseMLP()
+    optimizer = make_optimizer(list(model.parameters()), cfg.train)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        for x, y in iterate_batches(train, cfg.train.batch_size, generator):
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/mnist"))
+    parser.add_argument("--tasks", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dense-epochs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-pmnist"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = RunConfig.for_scenario(
+        "pmnist", tasks=args.tasks, seed=args.seed, data_dir=str(args.data_dir),
+        threads=args.threads,
+    )
+    # Dense epochs before and after the TSN run, so both see the same machine state.
+    dense = dense_epoch_times(cfg, args.dense_epochs)
+    result, learner = run(cfg, out=args.out, resume=(args.out / "checkpoint.pt").exists())
+    dense += dense_epoch_times(cfg, args.dense_epochs)
+    results = result.to_json(capacity(learner.net))
+    print_summary(results)
+    masked = [t for task in result.tasks for t in task["outcome"]["epoch_train_s"]]
+    ratio = statistics.median(masked) / statistics.median(dense)
+    summary = {
+        "acc": results["acc"],
+        "bwt": results["bwt"],
+        "fwt": results["fwt"],
+        "capacity_used_pct": results["capacity"]["used_pct"],
+        "time_total_s": results["time_total_s"],
+        "time_per_task_s": [round(t["time_s"], 1) for t in result.tasks],
+        "masked_epoch_s_median": statistics.median(masked),
+        "dense_epoch_s_median": statistics.median(dense),
+        "masked_over_dense": ratio,
+        "threads": args.threads,
+        "torch": torch.__version__,
+    }
+    print(json.dumps(summary, indent=2))
+    (args.out / "benchmark.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
