@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import nn
 
 from tinysubnets import RunConfig, run
@@ -68,11 +69,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dense-epochs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-pmnist"))
+    parser.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a training setting of the preset, e.g. epochs=10")
     args = parser.parse_args()
+    train = {}
+    for item in args.train:
+        key, _, value = item.partition("=")
+        train[key] = yaml.safe_load(value)
     torch.set_num_threads(args.threads)
     cfg = RunConfig.for_scenario(
         "pmnist", tasks=args.tasks, seed=args.seed, data_dir=str(args.data_dir),
-        threads=args.threads,
+        threads=args.threads, train=train,
     )
     # Dense epochs before and after the TSN run, so both see the same machine state.
     dense = dense_epoch_times(cfg, args.dense_epochs)

@@ -47,8 +47,12 @@ def test_straight_through_gradients() -> None:
     # Scores: the upstream gradient times the effective weight, at *every* position (STE).
     effective = torch.tensor([[-10.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
     assert torch.equal(layer.scores.grad, upstream * effective)
-    # Weights: only masked, free positions; the frozen position (0, 0) gets exactly zero.
-    assert torch.equal(layer.weight.grad, upstream * torch.tensor([[0.0, 0, 1], [0, 1, 0]]))
+    # Weights: only masked positions. The gradient at the frozen position (0, 0) lands on the
+    # trainable tensor's unused entry; the value the task computes with stays the frozen one.
+    assert torch.equal(layer.weight.grad, upstream * mask)
+    with torch.no_grad():
+        layer.weight -= 100.0 * layer.weight.grad
+    assert layer.masked_weight(mask)[0, 0] == -10.0
 
 
 def test_new_weight_budget_reserves_free_positions() -> None:

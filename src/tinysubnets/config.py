@@ -104,9 +104,9 @@ class RunConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "pmnist": {
         "epochs": 15,
-        "batch_size": 256,
+        "batch_size": 512,
         "optimizer": "adam",
-        "lr": 3e-3,
+        "lr": 5e-3,
         "schedule": "cosine",
         "keep_ratio": 0.5,
         # Layer 1 of a permutation is useless to the others: each task keeps only its own

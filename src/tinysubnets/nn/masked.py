@@ -24,33 +24,47 @@ def keep_count(numel: int, keep_ratio: float) -> int:
     return max(1, min(numel, round(keep_ratio * numel)))
 
 
-def _top_k_of(values: np.ndarray, k: int) -> np.ndarray:
-    """Boolean array marking exactly k largest entries of a 1-D array.
+def _top_k(values: np.ndarray, k: int) -> np.ndarray:
+    """Boolean array marking exactly k largest entries of a 1-D array (0 < k < size).
 
     ``np.partition`` (introselect) finds the threshold several times faster on CPU than
-    ``torch.topk``/``torch.kthvalue`` at these sizes; exact ties at the threshold fall back to
-    ``np.argpartition`` so the count is always k.
+    ``torch.topk``/``torch.kthvalue`` at these sizes, and numpy's small ops dispatch faster
+    than torch's, which matters at one call per layer per step. Exact ties at the threshold
+    fall back to ``np.argpartition`` so the count is always k.
     """
     n = values.size
-    if k >= n:
-        return np.ones(n, dtype=bool)
-    if k <= 0:
-        return np.zeros(n, dtype=bool)
     chosen = values >= np.partition(values, n - k)[n - k]
-    if int(chosen.sum()) != k:
+    if np.count_nonzero(chosen) != k:
         chosen = np.zeros(n, dtype=bool)
         chosen[np.argpartition(values, n - k)[n - k :]] = True
     return chosen
 
 
+def _magnitude(scores: Tensor) -> np.ndarray:
+    return np.abs(scores.detach().cpu().numpy().reshape(-1))
+
+
+def _select(magnitude: np.ndarray, groups: list[tuple[np.ndarray | None, int, int]]) -> np.ndarray:
+    """Union over groups (allowed positions or None for all, k, number allowed) of each
+    group's top-k; magnitudes are >= 0, so -1 keeps excluded positions below any threshold."""
+    mask = np.zeros(magnitude.size, dtype=bool)
+    for allowed, k, n_allowed in groups:
+        if k <= 0:
+            continue
+        if k >= n_allowed:
+            mask |= True if allowed is None else allowed
+        elif allowed is None:
+            mask |= _top_k(magnitude, k)
+        else:
+            mask |= _top_k(np.where(allowed, magnitude, -1.0), k)
+    return mask
+
+
 def topk_mask(scores: Tensor, k: int, allowed: Tensor | None = None) -> Tensor:
     """Boolean mask of the k largest |scores| (restricted to ``allowed`` positions if given)."""
-    magnitude = scores.detach().abs().flatten().cpu().numpy()
-    if allowed is None:
-        return torch.from_numpy(_top_k_of(magnitude, k)).view(scores.shape).to(scores.device)
-    idx = allowed.flatten().nonzero().view(-1).cpu().numpy()
-    mask = np.zeros(magnitude.size, dtype=bool)
-    mask[idx[_top_k_of(magnitude[idx], k)]] = True
+    flat = None if allowed is None else allowed.detach().cpu().numpy().reshape(-1)
+    count = scores.numel() if flat is None else int(flat.sum())
+    mask = _select(_magnitude(scores), [(flat, k, count)])
     return torch.from_numpy(mask).view(scores.shape).to(scores.device)
 
 
@@ -66,27 +80,23 @@ class MaskSelector:
 
     def __init__(self, layer: MaskedLayer, keep_ratio: float, new_budget: int | None = None):
         self.layer = layer
-        k = keep_count(layer.scores.numel(), keep_ratio)
+        n = layer.scores.numel()
+        k = keep_count(n, keep_ratio)
         if new_budget is None:
-            self.groups: list[tuple[np.ndarray | None, int]] = [(None, k)]
+            self.groups: list[tuple[np.ndarray | None, int, int]] = [(None, k, n)]
             self.size = k
             return
-        claimed = layer.claimed.flatten().cpu().numpy()
-        free_idx, claimed_idx = np.flatnonzero(~claimed), np.flatnonzero(claimed)
-        k_new = min(new_budget, k, free_idx.size)
-        k_shared = min(k - k_new, claimed_idx.size)
-        self.groups = [(free_idx, k_new), (claimed_idx, k_shared)]
+        claimed = layer.claimed.detach().cpu().numpy().reshape(-1)
+        n_claimed = int(claimed.sum())
+        k_new = min(new_budget, k, n - n_claimed)
+        k_shared = min(k - k_new, n_claimed)
+        free = None if n_claimed == 0 else ~claimed
+        self.groups = [(free, k_new, n - n_claimed), (claimed, k_shared, n_claimed)]
         self.size = k_new + k_shared  # ones in every mask this selector returns
 
     def __call__(self) -> Tensor:
         scores = self.layer.scores
-        magnitude = scores.detach().abs().flatten().cpu().numpy()
-        mask = np.zeros(magnitude.size, dtype=bool)
-        for idx, k in self.groups:
-            if idx is None:
-                mask |= _top_k_of(magnitude, k)
-            else:
-                mask[idx[_top_k_of(magnitude[idx], k)]] = True
+        mask = _select(_magnitude(scores), self.groups)
         return torch.from_numpy(mask).view(scores.shape).to(scores.device)
 
 
@@ -94,9 +104,10 @@ class _MaskedWeight(torch.autograd.Function):
     """W = where(claimed, frozen, weight) * mask, with the straight-through estimator.
 
     Backward: dL/dscores = dL/dW * W_eff (the mask's gradient passed straight through), and
-    dL/dweight = dL/dW only where the mask keeps a *free* position: frozen positions get exactly
-    zero. Fused by hand because the autograd graph of the plain expression costs about as much
-    as the layer's matmul at p-MNIST sizes.
+    dL/dweight = dL/dW * mask. At claimed positions that gradient lands on entries of the
+    trainable tensor that are never read (``frozen`` is), so it needs no extra masking.
+    Fused by hand because the autograd graph of the plain expression costs about as much as
+    the layer's matmul at p-MNIST sizes.
     """
 
     @staticmethod
@@ -105,13 +116,13 @@ class _MaskedWeight(torch.autograd.Function):
     ) -> Tensor:
         effective = torch.where(claimed, frozen, weight)
         mask_f = mask.to(weight.dtype)
-        ctx.save_for_backward(effective, mask_f.masked_fill(claimed, 0.0))
+        ctx.save_for_backward(effective, mask_f)
         return effective * mask_f
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None, None]:  # noqa: D102
-        effective, trainable = ctx.saved_tensors
-        grad_weight = grad * trainable if ctx.needs_input_grad[0] else None
+        effective, mask_f = ctx.saved_tensors
+        grad_weight = grad * mask_f if ctx.needs_input_grad[0] else None
         grad_scores = grad * effective if ctx.needs_input_grad[1] else None
         return grad_weight, grad_scores, None, None, None
 
@@ -136,8 +147,16 @@ class MaskedLayer(nn.Module):
 
     @property
     def claimed(self) -> Tensor:
-        """Positions owned by a finished task (the consolidated mask C_{t-1})."""
-        return self.owner >= 0
+        """Positions owned by a finished task (the consolidated mask C_{t-1}).
+
+        Cached until ``owner`` changes (its version counter moves on any in-place write,
+        ``consolidate`` and ``load_state_dict`` included): it is read on every step.
+        """
+        key = (self.owner.data_ptr(), self.owner._version)
+        if getattr(self, "_claimed_key", None) != key:
+            self._claimed_cache = self.owner >= 0
+            self._claimed_key = key
+        return self._claimed_cache
 
     def effective_weight(self) -> Tensor:
         """Frozen values where a finished task owns the position, trainable values elsewhere."""
