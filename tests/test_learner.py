@@ -112,3 +112,15 @@ def test_bad_task_id_and_shape_get_clear_errors() -> None:
     with pytest.raises(ShapeError, match=r"inputs of shape \(64, 700\)"):
         learner.logits(torch.zeros(64, 700), 0)
     assert learner.logits(torch.zeros(2, 28, 28), 0).shape == (2, 10)
+
+
+def test_plateau_schedule_and_sgd_train_and_keep_the_best_epoch() -> None:
+    cfg = dataclasses.replace(
+        tiny_config(epochs=4, optimizer="sgd", lr=0.05, schedule="plateau", plateau_patience=0),
+        tasks=1,
+    )
+    result, _ = run(cfg, progress=False)
+    outcome = result.tasks[0]["outcome"]
+    assert len(outcome["val_acc"]) == 4
+    assert outcome["best_val_acc"] == max(outcome["val_acc"])
+    assert result.R[0][0] > 50.0

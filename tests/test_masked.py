@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from tinysubnets.nn.masked import MaskedLinear, keep_count, topk_mask
+from tinysubnets.nn.masked import MaskedConv2d, MaskedLinear, keep_count, topk_mask
 
 
 def test_topk_mask_keeps_exactly_the_largest_magnitudes() -> None:
@@ -84,3 +84,20 @@ def test_evaluation_weight_ignores_free_values_outside_the_mask() -> None:
         layer.weight[0, 1] = 2.0
     weight = layer.masked_weight(mask)
     assert weight[0, 1] == 2.0 and int((weight != 0).sum()) == 1
+
+
+def test_masked_conv2d_forward_and_straight_through() -> None:
+    torch.manual_seed(0)
+    conv = MaskedConv2d(3, 4, kernel_size=3, padding=1)
+    mask = conv.select_mask(keep_ratio=0.25)
+    assert int(mask.sum()) == keep_count(conv.weight.numel(), 0.25)
+    x = torch.randn(2, 3, 8, 8)
+    out = conv(x, conv.masked_weight(mask, scores_grad=True))
+    assert out.shape == (2, 4, 8, 8)
+    out.square().sum().backward()
+    # Masked-out weights get no gradient, while every score does (straight-through).
+    assert torch.all(conv.weight.grad[~mask] == 0)
+    assert conv.scores.grad.abs().gt(0).float().mean() > 0.9
+    # Evaluation equals a plain convolution with the masked weight.
+    reference = torch.nn.functional.conv2d(x, conv.weight.detach() * mask, padding=1)
+    assert torch.allclose(conv(x, conv.masked_weight(mask)), reference)
