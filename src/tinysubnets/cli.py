@@ -88,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     for key, (typ, text) in _TRAIN_FLAGS.items():
         p.add_argument(f"--{key.replace('_', '-')}", type=typ, dest=key, help=text)
+    p.add_argument("--post-prune", action="store_true", default=None,
+                   help="after each task, prune its own weights without gradients")
+    p.add_argument("--prune-threshold", type=float, metavar="POINTS",
+                   help="largest validation accuracy drop post-pruning may cause (default 0.2)")
     p.add_argument("--layer-keep-ratio", type=_layer_ratio, action="append", metavar="LAYER=C",
                    help="keep ratio of one layer, e.g. fc1=0.1 (repeatable)")
     p.add_argument("--config", type=Path, help="YAML file of settings (keys as in config.yaml)")
@@ -118,6 +122,10 @@ def _config(args: argparse.Namespace) -> RunConfig:
     train = {k: v for k, v in train.items() if v is not None}
     if train:
         overrides["train"] = train
+    prune = {"enabled": args.post_prune, "threshold": args.prune_threshold}
+    prune = {k: v for k, v in prune.items() if v is not None}
+    if prune:
+        overrides["prune"] = prune
     return config_from_dict(overrides, base)
 
 

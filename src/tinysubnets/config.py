@@ -37,7 +37,6 @@ class TrainConfig:
     keep_ratio: float = 0.5
     layer_keep_ratio: dict[str, float] = field(default_factory=dict)
     claim: str = "fair"
-    reinit_free: bool = False
 
     def keep_ratio_of(self, layer: str) -> float:
         """Keep ratio of one layer: its own entry in ``layer_keep_ratio``, else ``keep_ratio``."""
@@ -64,6 +63,26 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class PruneConfig:
+    """Post-pruning without gradients (off by default until quantization lands with it)."""
+
+    enabled: bool = False
+    threshold: float = 0.2
+    first_step: float = 0.5
+    min_step: float = 0.01
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad value."""
+        if self.threshold < 0:
+            raise ConfigError(f"prune threshold must be >= 0 points, got {self.threshold}")
+        if not 0.0 < self.min_step <= self.first_step <= 1.0:
+            raise ConfigError(
+                "prune steps must satisfy 0 < min_step <= first_step <= 1, got "
+                f"min_step={self.min_step}, first_step={self.first_step}"
+            )
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """One continual-learning run: which scenario, how many tasks, which seed, how to train."""
 
@@ -75,6 +94,7 @@ class RunConfig:
     val_fraction: float = 0.1
     threads: int | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
@@ -83,6 +103,7 @@ class RunConfig:
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"validation fraction must be in (0, 1), got {self.val_fraction}")
         self.train.validate()
+        self.prune.validate()
 
     @classmethod
     def for_scenario(cls, scenario: str = "pmnist", **overrides: Any) -> RunConfig:
@@ -153,12 +174,13 @@ def _merge(cls: type, base: Any, overrides: dict[str, Any], where: str) -> Any:
         key = str(key).replace("-", "_")
         if key not in known:
             raise ConfigError(f"{where}: unknown setting {key!r}; known: {', '.join(known)}")
-        if key == "train":
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):
-                raise ConfigError(f"{where}: 'train' must be a mapping")
-            value = _merge(TrainConfig, base.train, value, f"{where}: train")
+                raise ConfigError(f"{where}: {key!r} must be a mapping")
+            value = _merge(hint, getattr(base, key), value, f"{where}: {key}")
         else:
-            value = _coerce(value, hints[key], f"{where}: {key}")
+            value = _coerce(value, hint, f"{where}: {key}")
         changes[key] = value
     return dataclasses.replace(base, **changes)
 

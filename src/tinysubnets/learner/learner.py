@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tinysubnets.config import TrainConfig
+from tinysubnets.compression.prune import PruneReport, post_prune
+from tinysubnets.config import PruneConfig, TrainConfig
 from tinysubnets.errors import ConfigError, ShapeError, TaskIdError
 from tinysubnets.learner.trainer import (
     TrainOutcome,
@@ -34,6 +35,7 @@ class TaskRecord:
     mask_size: dict[str, int]
     own: dict[str, int]
     shared: dict[str, int]
+    prune: PruneReport | None = None
 
 
 def task_generator(seed: int, task_id: int) -> torch.Generator:
@@ -45,9 +47,16 @@ class Learner:
     """Holds the network and everything TSN keeps per task."""
 
     def __init__(
-        self, backbone: str, backbone_kwargs: dict, cfg: TrainConfig, seed: int, planned_tasks: int
+        self,
+        backbone: str,
+        backbone_kwargs: dict,
+        cfg: TrainConfig,
+        seed: int,
+        planned_tasks: int,
+        prune: PruneConfig | None = None,
     ) -> None:
         self.cfg, self.seed, self.planned_tasks = cfg, seed, planned_tasks
+        self.prune = prune or PruneConfig()
         self.backbone_name, self.backbone_kwargs = backbone, dict(backbone_kwargs)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -94,16 +103,16 @@ class Learner:
         if t != self.num_tasks or t >= len(self.net.heads):
             raise ValueError(f"task {t} is out of order: {self.num_tasks} tasks finished")
         budgets = self.new_weight_budgets()
-        if self.cfg.reinit_free:
-            generator = task_generator(self.seed, 10_000 + t)
-            for name, selector in mask_selectors(self.net, self.cfg, budgets).items():
-                layer = self.net.masked_layers()[name]
-                layer.reinit_free(selector.size / layer.weight.numel(), generator)
         outcome = train_task(
             self.net, t, train, val, self.cfg, task_generator(self.seed, t), budgets, progress
         )
         masks = select_masks(mask_selectors(self.net, self.cfg, budgets))
         record = TaskRecord(t, outcome, {}, {}, {})
+        if self.prune.enabled:
+            p = self.prune
+            masks, record.prune = post_prune(
+                self.net, t, masks, val, p.threshold, p.first_step, p.min_step
+            )
         with torch.no_grad():
             for name, layer in self.net.masked_layers().items():
                 own = layer.consolidate(masks[name], t)

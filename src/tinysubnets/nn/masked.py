@@ -177,15 +177,6 @@ class MaskedLayer(nn.Module):
             return _MaskedWeight.apply(self.weight, self.scores, self.frozen, self.claimed, mask)
         return torch.where(mask, self.effective_weight(), torch.zeros((), dtype=self.frozen.dtype))
 
-    @torch.no_grad()
-    def reinit_free(self, density: float, generator: torch.Generator) -> None:
-        """Redraw the free weights, Kaiming-uniform for the fan-in a mask of this density
-        leaves (fan_in x density): at 10 % density the default scale would start the
-        subnetwork's activations about three times too small."""
-        bound = math.sqrt(6.0 / max(1.0, self.fan_in * density))
-        fresh = torch.empty_like(self.weight).uniform_(-bound, bound, generator=generator)
-        self.weight.copy_(torch.where(self.claimed, self.weight, fresh))
-
     def consolidate(self, mask: Tensor, task_id: int) -> Tensor:
         """Freeze the task's own weights (M_t minus C_{t-1}); return them as a boolean mask."""
         own = mask & ~self.claimed

@@ -1,0 +1,1 @@
+"""Compression of a task's subnetwork: post-pruning, quantization, mask coding."""

@@ -1,0 +1,95 @@
+"""Post-pruning: only the task's own weights go, its validation accuracy stays within the
+threshold, earlier tasks never change, and conv layers are handled like linear ones."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import tiny_config
+from torch import Tensor, nn
+
+from tinysubnets.compression.prune import post_prune
+from tinysubnets.config import PruneConfig
+from tinysubnets.errors import ConfigError
+from tinysubnets.learner.learner import Learner
+from tinysubnets.learner.trainer import accuracy
+from tinysubnets.nn.backbones import TSNNetwork
+from tinysubnets.nn.masked import MaskedConv2d
+from tinysubnets.scenarios import build_scenario
+from tinysubnets.scenarios.base import Split
+
+
+def test_post_pruning_keeps_earlier_tasks_and_frees_weights() -> None:
+    cfg = tiny_config(epochs=3)
+    prune = PruneConfig(enabled=True, threshold=0.5)
+    scenario = build_scenario(cfg)
+    learner = Learner("mlp", {}, cfg.train, cfg.seed, cfg.tasks, prune)
+    probe = scenario.tasks[0].split("test").x[:200]
+    seen: dict[int, Tensor] = {}
+    for task in scenario.tasks:
+        layers = learner.net.masked_layers()
+        owner_before = {n: m.owner.clone() for n, m in layers.items()}
+        learner.add_head(task.n_classes)
+        record = learner.learn(task, task.split("train"), task.split("val"), progress=False)
+        report = record.prune
+        assert report is not None
+        assert report.val_acc_after >= report.val_acc_before - prune.threshold
+        assert sum(report.own_after.values()) < sum(report.own_before.values())
+        for name, layer in layers.items():
+            before = owner_before[name]
+            # Earlier owners are untouched; the task owns exactly its pruned own weights.
+            assert torch.equal(layer.owner[before >= 0], before[before >= 0])
+            owned = layer.owner == task.task_id
+            assert int(owned.sum()) == report.own_after[name] == record.own[name]
+            assert torch.equal(owned, learner.masks[-1][name] & (before < 0))
+        seen[task.task_id] = learner.logits(probe, task.task_id)
+        for j, logits in seen.items():
+            assert torch.equal(learner.logits(probe, j), logits)
+    # Pruned weights went back to the pool: the fair rule gave later tasks larger budgets.
+    assert learner.net.backbone.fc1.claimed.float().mean() < 0.95
+
+
+class _TinyConv(nn.Module):
+    """A one-conv backbone, only to show post-pruning handles conv layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = MaskedConv2d(1, 4, kernel_size=3, padding=1)
+        self.out_features = 4 * 4 * 4
+
+    def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
+        x = F.relu(self.conv(x.view(-1, 1, 8, 8), weights["conv"]))
+        return F.max_pool2d(x, 2).flatten(1)
+
+
+def test_post_pruning_conv_layer_respects_threshold_and_shared_weights() -> None:
+    torch.manual_seed(0)
+    net = TSNNetwork(_TinyConv())
+    net.add_head(2, torch.Generator().manual_seed(0))
+    conv = net.backbone.conv
+    # An easy task: the class is the sign of the image mean, so the layer matters.
+    x = torch.randn(400, 64)
+    val = Split(x, (x.mean(1) > 0).long())
+    earlier = torch.zeros_like(conv.owner, dtype=torch.bool)
+    earlier.view(-1)[::3] = True
+    conv.consolidate(earlier, task_id=0)  # a third of the positions belong to an earlier task
+    mask = torch.ones_like(earlier)
+    base = accuracy(net, 0, {"conv": mask}, val)
+    for threshold in (0.0, 5.0, 100.0):
+        pruned, report = post_prune(net, 0, {"conv": mask}, val, threshold=threshold)
+        assert accuracy(net, 0, pruned, val) >= base - threshold
+        assert torch.equal(pruned["conv"][earlier], mask[earlier])  # shared weights stay
+        assert not (pruned["conv"] & ~mask).any()
+        assert report.own_before["conv"] == int((~earlier).sum())
+    assert report.own_after["conv"] == 0  # with any drop allowed, all own weights go
+
+
+def test_prune_config_is_validated() -> None:
+    cfg = tiny_config()
+    with pytest.raises(ConfigError, match="prune threshold"):
+        dataclasses.replace(cfg, prune=PruneConfig(threshold=-1)).validate()
+    with pytest.raises(ConfigError, match="min_step"):
+        dataclasses.replace(cfg, prune=PruneConfig(min_step=0.9, first_step=0.5)).validate()
