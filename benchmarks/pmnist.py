@@ -71,6 +71,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-pmnist"))
     parser.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
                         help="override a training setting of the preset, e.g. epochs=10")
+    parser.add_argument("--post-prune", action="store_true", help="prune after each task")
+    parser.add_argument("--prune-threshold", type=float, default=0.2)
     args = parser.parse_args()
     train = {}
     for item in args.train:
@@ -80,6 +82,7 @@ def main() -> None:
     cfg = RunConfig.for_scenario(
         "pmnist", tasks=args.tasks, seed=args.seed, data_dir=str(args.data_dir),
         threads=args.threads, train=train,
+        prune={"enabled": args.post_prune, "threshold": args.prune_threshold},
     )
     # Dense epochs before and after the TSN run, so both see the same machine state.
     dense = dense_epoch_times(cfg, args.dense_epochs)
@@ -94,6 +97,9 @@ def main() -> None:
         "bwt": results["bwt"],
         "fwt": results["fwt"],
         "capacity_used_pct": results["capacity"]["used_pct"],
+        "capacity_used_per_layer_pct": {
+            name: layer["used_pct"] for name, layer in results["capacity"]["layers"].items()
+        },
         "time_total_s": results["time_total_s"],
         "time_per_task_s": [round(t["time_s"], 1) for t in result.tasks],
         "masked_epoch_s_median": statistics.median(masked),
