@@ -73,6 +73,7 @@ def main() -> None:
                         help="override a training setting of the preset, e.g. epochs=10")
     parser.add_argument("--post-prune", action="store_true", help="prune after each task")
     parser.add_argument("--prune-threshold", type=float, default=0.2)
+    parser.add_argument("--quantize", action="store_true", help="quantize after each task")
     args = parser.parse_args()
     train = {}
     for item in args.train:
@@ -83,6 +84,7 @@ def main() -> None:
         "pmnist", tasks=args.tasks, seed=args.seed, data_dir=str(args.data_dir),
         threads=args.threads, train=train,
         prune={"enabled": args.post_prune, "threshold": args.prune_threshold},
+        quantize={"enabled": args.quantize},
     )
     # Dense epochs before and after the TSN run, so both see the same machine state.
     dense = dense_epoch_times(cfg, args.dense_epochs)
@@ -102,6 +104,7 @@ def main() -> None:
         },
         "time_total_s": results["time_total_s"],
         "time_per_task_s": [round(t["time_s"], 1) for t in result.tasks],
+        "bits_per_task": [(t["quantize"] or {}).get("bits") for t in result.tasks],
         "masked_epoch_s_median": statistics.median(masked),
         "dense_epoch_s_median": statistics.median(dense),
         "masked_over_dense": ratio,

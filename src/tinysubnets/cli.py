@@ -92,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="after each task, prune its own weights without gradients")
     p.add_argument("--prune-threshold", type=float, metavar="POINTS",
                    help="largest validation accuracy drop post-pruning may cause (default 0.2)")
+    p.add_argument("--quantize", action="store_true", default=None,
+                   help="after each task, k-means-quantize its own weights (bit-width searched)")
     p.add_argument("--layer-keep-ratio", type=_layer_ratio, action="append", metavar="LAYER=C",
                    help="keep ratio of one layer, e.g. fc1=0.1 (repeatable)")
     p.add_argument("--config", type=Path, help="YAML file of settings (keys as in config.yaml)")
@@ -126,6 +128,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
     prune = {k: v for k, v in prune.items() if v is not None}
     if prune:
         overrides["prune"] = prune
+    if args.quantize:
+        overrides["quantize"] = {"enabled": True}
     return config_from_dict(overrides, base)
 
 

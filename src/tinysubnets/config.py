@@ -83,6 +83,26 @@ class PruneConfig:
 
 
 @dataclass(frozen=True)
+class QuantizeConfig:
+    """Adaptive k-means quantization of each task's own weights (off by default for now)."""
+
+    enabled: bool = False
+    b_min: int = 2
+    b_max: int = 8
+    threshold: float = 0.5
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad value."""
+        for name, bits in (("b_min", self.b_min), ("b_max", self.b_max)):
+            if not 1 <= bits <= 16:
+                raise ConfigError(f"bit-width {name} must be in [1, 16], got {bits}")
+        if self.b_min > self.b_max:
+            raise ConfigError(f"bit-width b_min={self.b_min} exceeds b_max={self.b_max}")
+        if self.threshold < 0:
+            raise ConfigError(f"quantization threshold must be >= 0 points, got {self.threshold}")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """One continual-learning run: which scenario, how many tasks, which seed, how to train."""
 
@@ -95,6 +115,7 @@ class RunConfig:
     threads: int | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
@@ -104,6 +125,7 @@ class RunConfig:
             raise ConfigError(f"validation fraction must be in (0, 1), got {self.val_fraction}")
         self.train.validate()
         self.prune.validate()
+        self.quantize.validate()
 
     @classmethod
     def for_scenario(cls, scenario: str = "pmnist", **overrides: Any) -> RunConfig:

@@ -86,7 +86,7 @@ def accuracy_matrix_csv(R: list[list[float]]) -> str:
 def _random_init_baseline(cfg: RunConfig, scenario: Scenario) -> list[float]:
     """b_j of GEM's FWT: task j's test accuracy with the untrained network and task j's head."""
     name, kwargs = BACKBONE_OF[cfg.scenario]
-    fresh = Learner(name, kwargs, cfg.train, cfg.seed, cfg.tasks, cfg.prune)
+    fresh = Learner(name, kwargs, cfg.train, cfg.seed, cfg.tasks, cfg.prune, cfg.quantize)
     accs = []
     for task in scenario.tasks:
         fresh.add_head(task.n_classes)
@@ -162,7 +162,7 @@ def run(
     state = _load_checkpoint(out, cfg) if resume and out is not None else None
     scenario = build_scenario(cfg)
     name, kwargs = BACKBONE_OF[cfg.scenario]
-    learner = Learner(name, kwargs, cfg.train, cfg.seed, cfg.tasks, cfg.prune)
+    learner = Learner(name, kwargs, cfg.train, cfg.seed, cfg.tasks, cfg.prune, cfg.quantize)
     result = RunResult(config=cfg.to_dict(), source=scenario.source)
     if state is not None:
         learner.load_state_dict(state["learner"])

@@ -56,12 +56,12 @@ def kmeans_1d(values: np.ndarray, bits: int, max_iter: int = 100) -> tuple[Codeb
     if x.size and not (np.isfinite(x[0]) and np.isfinite(x[-1])):
         bad = np.asarray(values).reshape(-1)[np.argmin(np.isfinite(flat))]
         raise ConfigError(f"cannot quantize weight {bad}: not a finite float32")
-    k = 2**bits
-    if x.size <= k or np.count_nonzero(x[1:] != x[:-1]) < k:
+    k, changes = 2**bits, np.count_nonzero(x[1:] != x[:-1])
+    if x.size <= k or changes < k:
         # No more distinct values than levels: the distinct values themselves, exact.
         centroids = x[np.flatnonzero(np.concatenate(([True], x[1:] != x[:-1])))] if x.size else x
     else:
-        data = _Sorted(x)
+        data = _Sorted(x, changes)
         bounds = _local_search(data, _descend(data, _start(data, k), max_iter), max_iter)
         centroids = data.means(bounds)
         if not (centroids[1:] > centroids[:-1]).all():  # a safety net, see means()
@@ -81,9 +81,12 @@ class _Sorted:
     """Sorted values in float64, centred (prefix sums then lose less to cancellation), and
     their prefix sums: any run's sum and count in O(1)."""
 
-    def __init__(self, x: np.ndarray) -> None:
+    def __init__(self, x: np.ndarray, changes: int) -> None:
         self.shift = float(x.mean(dtype=np.float64))
         self.x = np.subtract(x, self.shift, dtype=np.float64)
+        if np.count_nonzero(self.x[1:] != self.x[:-1]) != changes:
+            # Centring merged distinct values (range beyond float64's 53 bits): stay exact.
+            self.shift, self.x = 0.0, x.astype(np.float64)
         self.n = x.size
         self.s1 = np.zeros(self.n + 1)
         np.cumsum(self.x, out=self.s1[1:])
@@ -131,7 +134,10 @@ def _fill_empty(data: _Sorted, bounds: np.ndarray, k: int) -> np.ndarray:
     while bounds.size <= k:
         cut, gain = _split_gain(data, bounds)
         best = np.argsort(-gain, kind="stable")[: k + 1 - bounds.size]
-        bounds = np.union1d(bounds, cut[best[gain[best] > -np.inf]])
+        best = best[gain[best] > -np.inf]
+        if best.size == 0:  # cannot happen while values > k distinct; never loop forever
+            break
+        bounds = np.union1d(bounds, cut[best])
     return bounds
 
 

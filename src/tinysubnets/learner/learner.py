@@ -13,7 +13,8 @@ import torch
 from torch import Tensor
 
 from tinysubnets.compression.prune import PruneReport, post_prune
-from tinysubnets.config import PruneConfig, TrainConfig
+from tinysubnets.compression.quantize import QuantizeReport, quantize_task
+from tinysubnets.config import PruneConfig, QuantizeConfig, TrainConfig
 from tinysubnets.errors import ConfigError, ShapeError, TaskIdError
 from tinysubnets.learner.trainer import (
     TrainOutcome,
@@ -36,6 +37,7 @@ class TaskRecord:
     own: dict[str, int]
     shared: dict[str, int]
     prune: PruneReport | None = None
+    quantize: QuantizeReport | None = None
 
 
 def task_generator(seed: int, task_id: int) -> torch.Generator:
@@ -54,9 +56,11 @@ class Learner:
         seed: int,
         planned_tasks: int,
         prune: PruneConfig | None = None,
+        quantize: QuantizeConfig | None = None,
     ) -> None:
         self.cfg, self.seed, self.planned_tasks = cfg, seed, planned_tasks
         self.prune = prune or PruneConfig()
+        self.quantize = quantize or QuantizeConfig()
         self.backbone_name, self.backbone_kwargs = backbone, dict(backbone_kwargs)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -112,6 +116,11 @@ class Learner:
             p = self.prune
             masks, record.prune = post_prune(
                 self.net, t, masks, val, p.threshold, p.first_step, p.min_step
+            )
+        if self.quantize.enabled:
+            q = self.quantize
+            record.quantize = quantize_task(
+                self.net, t, masks, val, q.b_min, q.b_max, q.threshold
             )
         with torch.no_grad():
             for name, layer in self.net.masked_layers().items():

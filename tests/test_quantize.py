@@ -1,0 +1,59 @@
+"""Adaptive quantization: a task's own weights become at most 2^b centroids, chosen once by
+their owner; other tasks' values and predictions never change."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from conftest import tiny_config
+from torch import Tensor
+
+from tinysubnets.config import PruneConfig, QuantizeConfig
+from tinysubnets.errors import ConfigError
+from tinysubnets.learner.learner import Learner
+from tinysubnets.scenarios import build_scenario
+
+
+@pytest.mark.parametrize("prune", [False, True])
+def test_quantizing_a_task_never_changes_another(prune: bool) -> None:
+    cfg = tiny_config(epochs=2)
+    quantize = QuantizeConfig(enabled=True, b_min=2, b_max=8, threshold=0.5)
+    learner = Learner(
+        "mlp", {}, cfg.train, cfg.seed, cfg.tasks, PruneConfig(enabled=prune), quantize
+    )
+    scenario = build_scenario(cfg)
+    probe = scenario.tasks[0].split("test").x[:200]
+    seen: dict[int, Tensor] = {}
+    for task in scenario.tasks:
+        layers = learner.net.masked_layers()
+        frozen_before = {n: (m.frozen.clone(), m.claimed.clone()) for n, m in layers.items()}
+        learner.add_head(task.n_classes)
+        record = learner.learn(task, task.split("train"), task.split("val"), progress=False)
+        report = record.quantize
+        assert report is not None
+        assert all(quantize.b_min <= b <= quantize.b_max for b in report.bits.values())
+        if max(report.bits.values()) < quantize.b_max:
+            assert report.val_acc_after >= report.val_acc_before - quantize.threshold
+        for name, layer in layers.items():
+            frozen, claimed = frozen_before[name]
+            assert torch.equal(layer.frozen[claimed], frozen[claimed]), name
+            own = layer.owner == task.task_id
+            if own.any():
+                assert layer.frozen[own].unique().numel() <= 2 ** report.bits[name]
+        seen[task.task_id] = learner.logits(probe, task.task_id)
+        for j, logits in seen.items():
+            assert torch.equal(learner.logits(probe, j), logits)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [({"b_min": 0}, "bit-width b_min must be in \\[1, 16\\], got 0"),
+     ({"b_max": 17}, "bit-width b_max must be in \\[1, 16\\], got 17"),
+     ({"b_min": 6, "b_max": 4}, "b_min=6 exceeds b_max=4")],
+)
+def test_bit_width_out_of_range_is_refused(settings: dict, message: str) -> None:
+    cfg = dataclasses.replace(tiny_config(), quantize=QuantizeConfig(**settings))
+    with pytest.raises(ConfigError, match=message):
+        cfg.validate()
