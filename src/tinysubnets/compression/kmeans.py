@@ -1,15 +1,11 @@
 """K-means codebooks for one layer's own weights (TSN step 4, adaptive quantization).
 
-The data is one-dimensional, and that changes everything: after one sort, every cluster is a
-contiguous run of the sorted values, so a partition is just k+1 boundaries. With prefix sums
-(float64) a Lloyd step costs O(k log n) (means from the sums, boundaries by ``searchsorted`` of
-the centroid midpoints) instead of O(n k), and so does the squared error of any candidate
-partition. That leaves room for what sklearn's k-means++ cannot afford: a deterministic,
-density-matched start and a local search that moves centroids out of Lloyd's local optima.
-No randomness anywhere: the same weights always give bit-identical codebooks and codes.
-
-Squared errors are compared as ``sum(x^2) - explained`` with ``explained = sum_runs S^2 / n``
-(S, n: a run's sum and count), so only the prefix sums of x are needed, never of x^2.
+In one dimension, after one sort, every cluster is a contiguous run of the sorted values: a
+partition is k+1 boundaries. With prefix sums (float64) a Lloyd step costs O(k log n) (means
+from the sums, boundaries by ``searchsorted`` of the midpoints) instead of O(n k), and so does
+scoring any candidate partition, as ``explained = sum over runs of S^2 / n`` (squared error =
+sum(x^2) - explained). That pays for what sklearn's k-means++ cannot afford: a density-matched
+start and a local search out of Lloyd's local optima. No randomness: bit-identical reruns.
 """
 
 from __future__ import annotations
@@ -115,8 +111,7 @@ class _Sorted:
 
 
 def _split_gain(data: _Sorted, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each run's cut at its mean and the error that cut removes (-inf if the run is one value:
-    it cannot be split)."""
+    """Each run's cut at its mean and the error it removes (-inf: one value, no cut possible)."""
     start, end = bounds[:-1], bounds[1:]
     total, count = data.runs(bounds)
     cut = np.clip(data.x.searchsorted(total / count), start + 1, np.maximum(end - 1, start + 1))
@@ -190,7 +185,7 @@ def _local_search(data: _Sorted, bounds: np.ndarray, max_iter: int) -> np.ndarra
     it costs little, one too few where splitting a run gains much. Each round ranks the moves
     (split run i at its mean, hand run j to its neighbours) by estimated net gain, runs a few
     Lloyd steps after the best ones, and keeps the first that lowers the error; it stops when
-    none does. Measured: 2-7 % lower error than Lloyd alone on weight-like data."""
+    none does. Measured on weight-like data: ~3 % lower error than Lloyd alone (up to 7 %)."""
     best, k, moved = data.explained(bounds), bounds.size - 1, False
     for _ in range(k):
         cut, gain = _split_gain(data, bounds)
@@ -222,8 +217,8 @@ def _local_search(data: _Sorted, bounds: np.ndarray, max_iter: int) -> np.ndarra
 
 def _nearest(values: np.ndarray, centroids: np.ndarray, dtype: type) -> np.ndarray:
     """Code of each value's nearest centroid (ties to the lower one). A value is nearer the right
-    centroid of a pair iff it lies above their midpoint, taken exactly in float64, i.e. iff it
-    is at least the first float32 above that midpoint: one float32 threshold per pair."""
+    centroid of a pair iff it lies above their midpoint (float64: exact unless the pair spans
+    over 2^29 in scale), i.e. iff it is at least the first float32 above that midpoint."""
     mid = (centroids[1:].astype(np.float64) + centroids[:-1]) * 0.5
     low = mid.astype(np.float32)
     above = np.where(low > mid, low, np.nextafter(low, np.float32(np.inf)))
