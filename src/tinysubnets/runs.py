@@ -134,7 +134,6 @@ def resolved_config(run_dir: Path) -> RunConfig:
     data = yaml.safe_load(path.read_text())
     if not isinstance(data, dict):
         raise ConfigError(f"cannot resume: {path} does not hold a configuration")
-    data["train"] = {k: v for k, v in data.get("train", {}).items()}
     return config_from_dict(data)
 
 

@@ -54,8 +54,7 @@ def post_prune(
     base = accuracy(net, task_id, masks, val)
     report = PruneReport(val_acc_before=base)
     for name, layer in net.masked_layers().items():
-        own = masks[name] & ~layer.claimed
-        positions = own.flatten().nonzero().view(-1)
+        positions = layer.own_positions(masks[name])
         report.own_before[name] = n_own = positions.numel()
         magnitude = layer.weight.detach().flatten()[positions].abs()
         order = positions[torch.sort(magnitude, stable=True).indices]

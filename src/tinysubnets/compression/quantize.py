@@ -53,8 +53,9 @@ def quantize_task(
     start = time.perf_counter()
     report = QuantizeReport(val_acc_before=accuracy(net, task_id, masks, val))
     floor = report.val_acc_before - threshold
-    layers = {n: m for n, m in net.masked_layers().items() if (masks[n] & ~m.claimed).any()}
-    positions = {n: (masks[n] & ~m.claimed).flatten().nonzero().view(-1) for n, m in layers.items()}
+    own = {n: m.own_positions(masks[n]) for n, m in net.masked_layers().items()}
+    positions = {n: p for n, p in own.items() if p.numel()}
+    layers = {n: m for n, m in net.masked_layers().items() if n in positions}
     original = {n: layers[n].weight.detach().flatten()[p].clone() for n, p in positions.items()}
     cache: dict[tuple[str, int], Tensor] = {}
 

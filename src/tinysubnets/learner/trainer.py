@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field
 
@@ -150,8 +149,3 @@ def train_task(
     _restore(net, task_id, best_state)
     net.eval()
     return outcome
-
-
-def clone_network(net: TSNNetwork) -> TSNNetwork:
-    """A deep copy (used for the random-init baseline of FWT)."""
-    return copy.deepcopy(net)

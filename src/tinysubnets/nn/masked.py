@@ -177,6 +177,10 @@ class MaskedLayer(nn.Module):
             return _MaskedWeight.apply(self.weight, self.scores, self.frozen, self.claimed, mask)
         return torch.where(mask, self.effective_weight(), torch.zeros((), dtype=self.frozen.dtype))
 
+    def own_positions(self, mask: Tensor) -> Tensor:
+        """Flat indices of the task's own weights O_t = M_t minus C_{t-1} (the free ones)."""
+        return (mask & ~self.claimed).flatten().nonzero().view(-1)
+
     def consolidate(self, mask: Tensor, task_id: int) -> Tensor:
         """Freeze the task's own weights (M_t minus C_{t-1}); return them as a boolean mask."""
         own = mask & ~self.claimed
