@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--post-prune", action="store_true", help="prune after each task")
     parser.add_argument("--prune-threshold", type=float, default=0.2)
     parser.add_argument("--quantize", action="store_true", help="quantize after each task")
+    parser.add_argument("--quantize-threshold", type=float, default=0.5)
     args = parser.parse_args()
     train = {}
     for item in args.train:
@@ -84,7 +85,7 @@ def main() -> None:
         "pmnist", tasks=args.tasks, seed=args.seed, data_dir=str(args.data_dir),
         threads=args.threads, train=train,
         prune={"enabled": args.post_prune, "threshold": args.prune_threshold},
-        quantize={"enabled": args.quantize},
+        quantize={"enabled": args.quantize, "threshold": args.quantize_threshold},
     )
     # Dense epochs before and after the TSN run, so both see the same machine state.
     dense = dense_epoch_times(cfg, args.dense_epochs)

@@ -88,12 +88,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     for key, (typ, text) in _TRAIN_FLAGS.items():
         p.add_argument(f"--{key.replace('_', '-')}", type=typ, dest=key, help=text)
-    p.add_argument("--post-prune", action="store_true", default=None,
+    p.add_argument("--post-prune", action=argparse.BooleanOptionalAction, default=None,
                    help="after each task, prune its own weights without gradients")
     p.add_argument("--prune-threshold", type=float, metavar="POINTS",
-                   help="largest validation accuracy drop post-pruning may cause (default 0.2)")
-    p.add_argument("--quantize", action="store_true", default=None,
+                   help="largest validation accuracy drop post-pruning may cause")
+    p.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=None,
                    help="after each task, k-means-quantize its own weights (bit-width searched)")
+    p.add_argument("--quantize-threshold", type=float, metavar="POINTS",
+                   help="largest validation accuracy drop quantization may cause")
+    p.add_argument("--b-min", type=int, metavar="BITS", help="bit-width the search starts at")
+    p.add_argument("--b-max", type=int, metavar="BITS", help="largest bit-width (at most 16)")
     p.add_argument("--layer-keep-ratio", type=_layer_ratio, action="append", metavar="LAYER=C",
                    help="keep ratio of one layer, e.g. fc1=0.1 (repeatable)")
     p.add_argument("--config", type=Path, help="YAML file of settings (keys as in config.yaml)")
@@ -102,6 +106,26 @@ def _parser() -> argparse.ArgumentParser:
                    help="continue the run in RUN_DIR from its last finished task")
     p.add_argument("--stop-after", type=int, metavar="K", help="stop once K tasks are finished")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    e = sub.add_parser(
+        "eval", help="measure each task's test accuracy from a model file alone",
+        description="Rebuild the scenario's test splits and measure every task in MODEL.tsn "
+        "with nothing but the file (no checkpoint, no training state).",
+    )
+    e.add_argument("model", type=Path, metavar="MODEL.tsn")
+    e.add_argument("--scenario", choices=SCENARIOS,
+                   help="scenario of the model (default: the one its header names)")
+    e.add_argument("--data-dir", type=Path, help="folder with the dataset's standard files")
+    e.add_argument("--download", action="store_true", help="download the dataset")
+    e.add_argument("--threads", type=int, help="CPU threads for torch")
+
+    i = sub.add_parser(
+        "inspect", help="print a model file's capacity per part, task and layer",
+        description="Check MODEL.tsn (checksum, layout) and print what it stores: bytes of "
+        "weights, codebooks, masks and heads, per task and per layer, as % of the dense backbone.",
+    )
+    i.add_argument("model", type=Path, metavar="MODEL.tsn")
+    i.add_argument("--json", action="store_true", help="print the capacity as JSON")
     return parser
 
 
@@ -128,8 +152,11 @@ def _config(args: argparse.Namespace) -> RunConfig:
     prune = {k: v for k, v in prune.items() if v is not None}
     if prune:
         overrides["prune"] = prune
-    if args.quantize:
-        overrides["quantize"] = {"enabled": True}
+    quantize = {"enabled": args.quantize, "threshold": args.quantize_threshold,
+                "b_min": args.b_min, "b_max": args.b_max}
+    quantize = {k: v for k, v in quantize.items() if v is not None}
+    if quantize:
+        overrides["quantize"] = quantize
     return config_from_dict(overrides, base)
 
 
@@ -152,6 +179,67 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace, console: Console) -> int:
+    import torch
+    from rich.table import Table
+
+    from tinysubnets.artifact import load
+    from tinysubnets.scenarios import build_scenario
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load(args.model)
+    if model.num_tasks == 0:
+        raise TSNError(f"{args.model} holds no finished task: nothing to evaluate")
+    info = model.scenario
+    name = args.scenario or info.get("name")
+    if name not in SCENARIOS:
+        raise TSNError(f"{args.model}: the file names no known scenario; pass --scenario")
+    if args.scenario and info.get("name") not in (None, args.scenario):
+        raise TSNError(
+            f"{args.model} was trained on {info['name']!r}, not {args.scenario!r}: its tasks "
+            "would be tested on the wrong data"
+        )
+    settings = {k: info[k] for k in ("seed", "val_fraction") if k in info}
+    cfg = RunConfig.for_scenario(
+        name, tasks=model.num_tasks, download=args.download,
+        data_dir=None if args.data_dir is None else str(args.data_dir), **settings,
+    )
+    scenario = build_scenario(cfg)
+    table = Table(title=f"{args.model}: test accuracy per task, from the file alone")
+    table.add_column("task", justify="right")
+    table.add_column("accuracy %", justify="right")
+    accs = []
+    for task in scenario.tasks:
+        accs.append(model.evaluate(task.task_id, task.split("test")))
+        table.add_row(str(task.task_id), f"{accs[-1]:.2f}")
+    console.print(table)
+    acc = sum(accs) / len(accs)
+    console.print(f"ACC {acc:.2f} over {len(accs)} tasks; data: {scenario.source}")
+    return 0
+
+
+def _inspect(args: argparse.Namespace, console: Console) -> int:
+    import json
+
+    from tinysubnets.artifact import inspect
+    from tinysubnets.summary import print_capacity
+
+    parsed = inspect(args.model)
+    cap = parsed.capacity.to_dict()
+    if args.json:
+        print(json.dumps({"header": parsed.header, "capacity": cap}, indent=2))
+        return 0
+    info = parsed.header.get("scenario", {})
+    console.print(
+        f"[bold]{args.model}[/bold]: {len(parsed.header['tasks'])} tasks, backbone "
+        f"{parsed.header['backbone']['name']}, scenario {info.get('name', '?')} "
+        f"(seed {info.get('seed', '?')}), {parsed.header.get('library', '')}"
+    )
+    print_capacity(cap, console)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tsn`` console script; returns the exit code."""
     parser = _parser()
@@ -160,8 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    commands = {"run": _run, "eval": _eval, "inspect": _inspect}
     try:
-        return _run(args, console)
+        return commands[args.command](args, console)
     except TSNError as e:
         print(f"tsn: error: {e}", file=sys.stderr)
         return 2

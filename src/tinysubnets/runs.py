@@ -3,6 +3,7 @@
 Run folder layout:
     config.yaml          the resolved configuration
     checkpoint.pt        state after the last finished task (state dicts only; atomic)
+    model.tsn            the compressed model of the finished tasks (see `artifact`; atomic)
     results.json         R, ACC, BWT, FWT, capacity, timings (rewritten after every task)
     accuracy_matrix.csv  R[i][j]: accuracy (%) on task j after training task i
 """
@@ -21,7 +22,9 @@ import yaml
 from tqdm.auto import tqdm
 
 from tinysubnets import metrics
-from tinysubnets.atomic import save_torch, write_json, write_text
+from tinysubnets.artifact.reader import parse
+from tinysubnets.artifact.writer import MODEL_FILE, model_bytes
+from tinysubnets.atomic import save_torch, write_bytes, write_json, write_text
 from tinysubnets.config import RunConfig, config_from_dict
 from tinysubnets.errors import ConfigError
 from tinysubnets.learner.learner import Learner
@@ -41,6 +44,7 @@ class RunResult:
     before: list[float | None] = field(default_factory=list)
     baseline: list[float] = field(default_factory=list)
     tasks: list[dict[str, Any]] = field(default_factory=list)
+    model: dict[str, Any] = field(default_factory=dict)  # capacity of model.tsn, in bytes
 
     @property
     def acc(self) -> float:
@@ -67,6 +71,7 @@ class RunResult:
             "accuracy_before_training": self.before,
             "random_init_baseline": self.baseline,
             "capacity": capacity,
+            "model": self.model,
             "per_task": self.tasks,
             "time_total_s": sum(t["time_s"] for t in self.tasks),
         }
@@ -137,6 +142,14 @@ def resolved_config(run_dir: Path) -> RunConfig:
     return config_from_dict(data)
 
 
+def scenario_info(cfg: RunConfig, scenario: Scenario) -> dict[str, Any]:
+    """What a model file records of its scenario, so `tsn eval` can rebuild the test splits."""
+    return {
+        "name": cfg.scenario, "seed": cfg.seed, "tasks": cfg.tasks,
+        "val_fraction": cfg.val_fraction, "data": scenario.source,
+    }
+
+
 def run(
     cfg: RunConfig,
     out: Path | None = None,
@@ -165,8 +178,8 @@ def run(
     result = RunResult(config=cfg.to_dict(), source=scenario.source)
     if state is not None:
         learner.load_state_dict(state["learner"])
-        for key in ("R", "before", "baseline", "tasks"):
-            setattr(result, key, state["history"][key])
+        for key in ("R", "before", "baseline", "tasks", "model"):
+            setattr(result, key, state["history"].get(key, getattr(result, key)))
     else:
         result.baseline = _random_init_baseline(cfg, scenario)
     if out is not None:
@@ -194,6 +207,11 @@ def run(
             train_time_s=trained - start,
             epoch_time_s=(trained - start) / len(record.outcome.val_acc),
         )
+        data = model_bytes(learner, scenario_info(cfg, scenario))
+        if out is not None:
+            write_bytes(out / MODEL_FILE, data)
+        result.model = parse(data, MODEL_FILE).capacity.to_dict()
+        info["model"] = {k: result.model[k] for k in ("file_bytes", "total_pct", "parts_pct")}
         result.tasks.append(info)
         bar.set_postfix(acc=f"{sum(row) / len(row):.2f}", last=f"{row[-1]:.2f}")
         if out is not None:
@@ -214,6 +232,7 @@ def _save(out: Path, cfg: RunConfig, learner: Learner, result: RunResult) -> Non
                 "before": result.before,
                 "baseline": result.baseline,
                 "tasks": result.tasks,
+                "model": result.model,
             },
         },
     )

@@ -37,3 +37,62 @@ def print_summary(results: dict[str, Any], console: Console | None = None) -> No
         f"({layers})"
     )
     console.print(f"time per task (s): {times}; total {results['time_total_s']:.0f} s")
+    model = results.get("model")
+    if model:
+        parts = ", ".join(f"{p} {v:.2f}%" for p, v in model["parts_pct"].items())
+        console.print(
+            f"model.tsn: {model['file_bytes']:,} bytes; capacity {model['total_pct']:.2f}% of "
+            f"the dense fp32 backbone ({parts})"
+        )
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:.1f}"
+
+
+def print_capacity(model: dict[str, Any], console: Console | None = None) -> None:
+    """The capacity of a model file (`ModelCapacity.to_dict()`): by part, task and layer."""
+    console = console or Console()
+    dense = model["dense_fp32_bytes"]
+
+    def pct(n: int) -> str:
+        return f"{100.0 * n / dense:.2f}"
+
+    parts = model["parts_bytes"]
+    table = Table(
+        title=f"Capacity: % of the dense fp32 backbone ({model['backbone_weights']:,} weights, "
+        f"{_kib(dense)} KiB)", box=box.SIMPLE_HEAD, padding=(0, 1),
+    )
+    for col in ("part", "KiB", "%"):
+        table.add_column(col, justify="left" if col == "part" else "right")
+    for part, n in parts.items():
+        table.add_row(part, _kib(n), pct(n))
+    table.add_row("[bold]total[/bold]", _kib(model["total_bytes"]), pct(model["total_bytes"]))
+    table.add_row("header+checksum", _kib(model["overhead_bytes"]), pct(model["overhead_bytes"]))
+    table.add_row("file", _kib(model["file_bytes"]), pct(model["file_bytes"]))
+    console.print(table)
+
+    bits = model.get("bits", [])
+    blocks = list(bits[0]) if bits else []
+    per_task = Table(title="Per task (bytes; bits per block, 32 = float32)", box=box.SIMPLE_HEAD,
+                     padding=(0, 1))
+    per_task.add_column("task", justify="right")
+    for col in ("weights", "codebooks", "heads", "%", *[f"bits {b}" for b in blocks]):
+        per_task.add_column(col, justify="right")
+    for t, row in enumerate(model["per_task_bytes"]):
+        own = row["weights"] + row["codebooks"] + row["heads"]
+        per_task.add_row(
+            str(t), str(row["weights"]), str(row["codebooks"]), str(row["heads"]), pct(own),
+            *[str(bits[t][b]) for b in blocks],
+        )
+    console.print(per_task)
+
+    per_layer = Table(title="Per layer (bytes; masks are coded over all tasks at once)",
+                      box=box.SIMPLE_HEAD, padding=(0, 1))
+    for col in ("layer", "weights", "codebooks", "masks", "%"):
+        per_layer.add_column(col, justify="left" if col == "layer" else "right")
+    for name, row in model["per_layer_bytes"].items():
+        n = row["weights"] + row["codebooks"] + row["masks"]
+        per_layer.add_row(name, str(row["weights"]), str(row["codebooks"]), str(row["masks"]),
+                          pct(n))
+    console.print(per_layer)

@@ -15,7 +15,7 @@ from torch import Tensor
 from tinysubnets.compression.prune import PruneReport, post_prune
 from tinysubnets.compression.quantize import QuantizeReport, quantize_task
 from tinysubnets.config import PruneConfig, QuantizeConfig, TrainConfig
-from tinysubnets.errors import ConfigError, ShapeError, TaskIdError
+from tinysubnets.errors import ConfigError
 from tinysubnets.learner.trainer import (
     TrainOutcome,
     accuracy,
@@ -23,7 +23,7 @@ from tinysubnets.learner.trainer import (
     select_masks,
     train_task,
 )
-from tinysubnets.nn.backbones import TSNNetwork, build_backbone
+from tinysubnets.nn.backbones import TSNNetwork, build_backbone, check_task_id
 from tinysubnets.scenarios.base import Split, Task
 
 
@@ -131,31 +131,14 @@ class Learner:
         self.masks.append(masks)
         return record
 
-    def _check_task(self, task_id: int) -> None:
-        if not isinstance(task_id, int) or not 0 <= task_id < self.num_tasks:
-            raise TaskIdError(
-                f"task id {task_id!r} is out of range: this model holds tasks "
-                f"0..{self.num_tasks - 1}" if self.num_tasks else
-                f"task id {task_id!r} is out of range: no task is finished yet"
-            )
-
     def evaluate(self, task_id: int, split: Split) -> float:
         """Test accuracy of a finished task with its own mask M_t (invariant 4)."""
-        self._check_task(task_id)
+        check_task_id(task_id, self.num_tasks)
         return accuracy(self.net, task_id, self.masks[task_id], split)
 
-    @torch.no_grad()
     def logits(self, x: Tensor, task_id: int) -> Tensor:
         """Logits of a finished task on inputs ``x`` (shape (N, *input shape))."""
-        self._check_task(task_id)
-        fc1 = next(iter(self.net.masked_layers().values()))
-        expected = getattr(fc1, "in_features", None)
-        if expected is not None and (x.dim() < 2 or x[0].numel() != expected):
-            raise ShapeError(
-                f"inputs of shape {tuple(x.shape)} do not fit the backbone: expected "
-                f"(N, {expected}) or images with {expected} pixels each"
-            )
-        return self.net(x, task_id, self.masks[task_id])
+        return self.net.task_logits(x, task_id, self.masks)
 
     def state_dict(self) -> dict:
         """Tensors and plain values only, so checkpoints load with ``weights_only=True``."""

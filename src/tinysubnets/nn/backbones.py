@@ -7,12 +7,14 @@ the same module serves training (straight-through masks) and evaluation of any t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from math import prod
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tinysubnets.errors import ConfigError
+from tinysubnets.errors import ConfigError, ShapeError, TaskIdError
 from tinysubnets.nn.masked import MaskedLayer, MaskedLinear
 
 
@@ -27,6 +29,7 @@ class MLP(nn.Module):
         for name, a, b in zip(self.layer_names, sizes, sizes[1:], strict=False):
             setattr(self, name, MaskedLinear(a, b))
         self.out_features = sizes[-1]
+        self.input_shape = (in_features,)  # images are flattened: any shape with this many pixels
 
     def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
         x = x.flatten(1)
@@ -45,6 +48,14 @@ def build_backbone(name: str, **kwargs: object) -> nn.Module:
     return BACKBONES[name](**kwargs)
 
 
+def check_task_id(task_id: object, num_tasks: int) -> None:
+    """Raise TaskIdError unless ``task_id`` names one of ``num_tasks`` finished tasks."""
+    ok = isinstance(task_id, int) and not isinstance(task_id, bool) and 0 <= task_id < num_tasks
+    if not ok:
+        held = f"this model holds tasks 0..{num_tasks - 1}" if num_tasks else "it holds no task"
+        raise TaskIdError(f"task id {task_id!r} is out of range: {held}")
+
+
 class TSNNetwork(nn.Module):
     """One shared masked backbone and one head per task (a head is the task's own classifier)."""
 
@@ -59,13 +70,36 @@ class TSNNetwork(nn.Module):
 
     def add_head(self, n_classes: int, generator: torch.Generator) -> nn.Linear:
         """Append a head for the next task, initialised from ``generator`` (seeded per task)."""
-        head = nn.Linear(self.backbone.out_features, n_classes)
+        # Built on "meta" and then filled: nn.Linear's own init would draw from the global RNG.
+        head = nn.Linear(self.backbone.out_features, n_classes, device="meta").to_empty(
+            device=self.heads[0].weight.device if len(self.heads) else "cpu"
+        )
         bound = 1.0 / math.sqrt(head.in_features)
         with torch.no_grad():
             head.weight.uniform_(-bound, bound, generator=generator)
             head.bias.uniform_(-bound, bound, generator=generator)
         self.heads.append(head)
         return head
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise ShapeError unless ``x`` is a batch the backbone takes (before torch would)."""
+        shape = tuple(self.backbone.input_shape)
+        fits = x.dim() >= 2 and (
+            x[0].numel() == prod(shape) if len(shape) == 1 else tuple(x.shape[1:]) == shape
+        )
+        if not fits:
+            wanted = f"(N, {shape[0]}) or images with {shape[0]} pixels each" if len(
+                shape) == 1 else f"(N, {', '.join(map(str, shape))})"
+            raise ShapeError(
+                f"inputs of shape {tuple(x.shape)} do not fit the backbone: expected {wanted}"
+            )
+
+    @torch.no_grad()
+    def task_logits(self, x: Tensor, task_id: int, masks: Sequence[dict[str, Tensor]]) -> Tensor:
+        """Logits of finished task ``task_id`` (``masks[t]`` is M_t), inputs and id checked."""
+        check_task_id(task_id, len(masks))
+        self.check_input(x)
+        return self(x, task_id, masks[task_id])
 
     def forward(
         self, x: Tensor, task_id: int, masks: dict[str, Tensor], train: bool = False

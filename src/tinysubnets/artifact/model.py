@@ -1,0 +1,69 @@
+"""The model a `model.tsn` file holds: it predicts for every task, and trains nothing.
+
+It computes with exactly the code the learner evaluates with (`TSNNetwork.task_logits`), on the
+same float32 values, so its logits equal the trained model's bit for bit (DESIGN, invariant 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from tinysubnets.artifact.capacity import ModelCapacity
+from tinysubnets.learner.trainer import accuracy
+from tinysubnets.nn.backbones import TSNNetwork, check_task_id
+from tinysubnets.scenarios.base import Split
+
+
+class CompressedModel(nn.Module):
+    """Masks M_t, the stored values and the heads of every task in a model file."""
+
+    def __init__(
+        self, net: TSNNetwork, masks: list[dict[str, Tensor]], header: dict[str, Any],
+        capacity: ModelCapacity,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.masks = masks
+        self.header = header
+        self.capacity = capacity
+        self.requires_grad_(False)
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.masks)
+
+    @property
+    def scenario(self) -> dict[str, Any]:
+        """What the writer said about the scenario (name, seed, tasks, data source)."""
+        return dict(self.header.get("scenario", {}))
+
+    def n_classes(self, task_id: int) -> int:
+        check_task_id(task_id, self.num_tasks)
+        return int(self.header["tasks"][task_id]["classes"])
+
+    def logits(self, x: Tensor, task_id: int) -> Tensor:
+        """Logits of task ``task_id`` on a batch ``x``."""
+        return self.net.task_logits(x, task_id, self.masks)
+
+    def predict(self, x: Tensor, task_id: int) -> Tensor:
+        """Predicted class (index within the task) for each input."""
+        return self.logits(x, task_id).argmax(dim=1)
+
+    def forward(self, x: Tensor, task_id: int) -> Tensor:  # noqa: D102
+        return self.logits(x, task_id)
+
+    def evaluate(self, task_id: int, split: Split) -> float:
+        """Accuracy (%) of task ``task_id`` on ``split``."""
+        check_task_id(task_id, self.num_tasks)
+        return accuracy(self.net, task_id, self.masks[task_id], split)
+
+    def to(self, *args: Any, **kwargs: Any) -> CompressedModel:  # noqa: D102
+        super().to(*args, **kwargs)
+        device = next(self.net.parameters()).device
+        self.masks = [{k: m.to(device) for k, m in task.items()} for task in self.masks]
+        return self
+
+
+

@@ -1,0 +1,187 @@
+"""Read a model file back into a network that predicts for every task it holds.
+
+Nothing in the file is trusted: the container checks framing and checksum, then the header is
+checked against the layout the writer produces (`writer.expected_sections`), then each section
+is decoded with its own checks. Any failure is one DataError naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tinysubnets.artifact.capacity import ModelCapacity, measure
+from tinysubnets.artifact.container import Section, overhead_bytes, unpack
+from tinysubnets.artifact.layout import HEAD, block_names, expected_sections, owners_from_masks
+from tinysubnets.artifact.model import CompressedModel
+from tinysubnets.compression.mask_coding import decode_masks
+from tinysubnets.compression.value_coding import ValueBlock, check_block, decode_values
+from tinysubnets.errors import DataError, TSNError
+from tinysubnets.nn.backbones import BACKBONES, TSNNetwork, build_backbone
+
+MAX_BACKBONE_WEIGHTS = 1 << 30  # a forged header must not make us allocate without bound
+
+
+@dataclass
+class ParsedModel:
+    """A checked header and its sections, before anything is decoded."""
+
+    source: str
+    header: dict[str, Any]
+    sections: dict[str, Section]
+    layers: dict[str, tuple[int, ...]]
+    capacity: ModelCapacity
+
+
+def _is_int(value: object, low: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _meta_backbone(source: str, spec: object) -> torch.nn.Module:
+    """The backbone the header names, built on the meta device (no memory, no randomness)."""
+    if not (isinstance(spec, dict) and isinstance(spec.get("kwargs"), dict)):
+        raise DataError(f"{source}: the header has no backbone spec")
+    name = spec.get("name")
+    if name not in BACKBONES:
+        raise DataError(
+            f"{source}: unknown backbone {name!r}; this tinysubnets knows "
+            f"{', '.join(sorted(BACKBONES))}"
+        )
+    try:
+        with torch.device("meta"):
+            return build_backbone(name, **spec["kwargs"])
+    except (TypeError, ValueError, RuntimeError, TSNError) as e:
+        raise DataError(
+            f"{source}: backbone {name!r} cannot be built from {spec['kwargs']} ({e})"
+        ) from None
+
+
+def parse(data: bytes, source: str) -> ParsedModel:
+    """Check a model file's container and header against the layout; measure its capacity."""
+    header, sections = unpack(data, source)
+    backbone = _meta_backbone(source, header.get("backbone"))
+    net = TSNNetwork(backbone)
+    built = {n: tuple(m.frozen.shape) for n, m in net.masked_layers().items()}
+    n_weights = sum(prod(s) for s in built.values())
+    if n_weights > MAX_BACKBONE_WEIGHTS:
+        raise DataError(f"{source}: a backbone of {n_weights} weights is beyond the reader's limit")
+    layers = header.get("layers")
+    if not isinstance(layers, list) or [
+        (n, tuple(s)) if isinstance(s, list) else None for n, s in _pairs(layers)
+    ] != list(built.items()):
+        raise DataError(f"{source}: the header's layers {layers!r} do not match the backbone")
+    if header.get("features") != backbone.out_features:
+        raise DataError(f"{source}: the header's feature size does not match the backbone")
+    tasks = header.get("tasks")
+    if not isinstance(tasks, list):
+        raise DataError(f"{source}: the header has no task list")
+    for t, task in enumerate(tasks):
+        blocks = task.get("blocks") if isinstance(task, dict) else None
+        if not (
+            isinstance(blocks, dict)
+            and _is_int(task.get("classes"), 1)
+            and set(blocks) == {*built, HEAD}
+            and all(isinstance(b, list) and len(b) == 2 and all(_is_int(v) for v in b)
+                    for b in blocks.values())
+        ):
+            raise DataError(f"{source}: the header's entry for task {t} is malformed: {task!r}")
+        for name, (bits, k) in blocks.items():
+            label = f"task {t}, head" if name == HEAD else f"task {t}, layer {name}"
+            check_block(bits, k, f"{source}: {label}")
+    if not isinstance(header.get("scenario", {}), dict):
+        raise DataError(f"{source}: the header's scenario is not a mapping")
+    table = [(s.name, s.part, s.task, s.layer) for s in sections]
+    expected = expected_sections(list(built), len(tasks))
+    if table != expected:
+        first = next((i for i, (a, b) in enumerate(zip(table, expected, strict=False)) if a != b),
+                     min(len(table), len(expected)))
+        found = table[first] if first < len(table) else "nothing"
+        wanted = expected[first] if first < len(expected) else "nothing"
+        raise DataError(
+            f"{source}: unexpected section table: entry {first} is {found}, expected {wanted}"
+        )
+    bits = [{name: b[0] for name, b in task["blocks"].items()} for task in tasks]
+    capacity = measure(sections, len(data), overhead_bytes(data), n_weights, len(tasks), bits)
+    return ParsedModel(source, header, {s.name: s for s in sections}, built, capacity)
+
+
+def _pairs(items: list) -> list[tuple[object, object]]:
+    return [tuple(x) if isinstance(x, list) and len(x) == 2 else (None, None) for x in items]
+
+
+def _block(parsed: ParsedModel, t: int, name: str, n: int) -> np.ndarray:
+    bits, k = parsed.header["tasks"][t]["blocks"][name]
+    codebook, codes = block_names(t, name)
+    block = ValueBlock(bits, k, parsed.sections[codebook].data, parsed.sections[codes].data)
+    label = f"task {t}, head" if name == HEAD else f"task {t}, layer {name}"
+    return decode_values(block, n, f"{parsed.source}: {label}")
+
+
+def decode(parsed: ParsedModel) -> CompressedModel:
+    """Decode masks, values and heads into a model (on the CPU)."""
+    source, header = parsed.source, parsed.header
+    tasks = header["tasks"]
+    T = len(tasks)
+    backbone = build_backbone_empty(header["backbone"])
+    net = TSNNetwork(backbone)
+    masks: list[dict[str, torch.Tensor]] = [{} for _ in range(T)]
+    for name, layer in net.masked_layers().items():
+        shape = parsed.layers[name]
+        try:
+            layer_masks = decode_masks(parsed.sections[f"masks/{name}"].data, T, shape)
+        except DataError as e:
+            raise DataError(f"{source}: masks of layer {name}: {e}") from None
+        flat = [m.ravel() for m in layer_masks]
+        owner = owners_from_masks(flat) if T else np.full(prod(shape), -1)
+        values = np.zeros(prod(shape), dtype=np.float32)
+        for t in range(T):
+            own = owner == t
+            values[own] = _block(parsed, t, name, int(own.sum()))
+            masks[t][name] = torch.from_numpy(layer_masks[t])
+        with torch.no_grad():
+            layer.weight.zero_()
+            layer.scores.zero_()
+            layer.frozen.copy_(torch.from_numpy(values).view(shape))
+            layer.owner.copy_(torch.from_numpy(owner.astype(np.int16)).view(shape))
+    generator = torch.Generator().manual_seed(0)  # heads are overwritten right away
+    for t, task in enumerate(tasks):
+        n_weight = task["classes"] * backbone.out_features
+        values = torch.from_numpy(_block(parsed, t, HEAD, n_weight + task["classes"]))
+        head = net.add_head(task["classes"], generator)
+        with torch.no_grad():
+            head.weight.copy_(values[:n_weight].view_as(head.weight))
+            head.bias.copy_(values[n_weight:])
+    net.eval()
+    return CompressedModel(net, masks, header, parsed.capacity)
+
+
+def build_backbone_empty(spec: dict[str, Any]) -> torch.nn.Module:
+    """The backbone with uninitialised storage: no random draws (the global RNG is untouched)."""
+    with torch.device("meta"):
+        backbone = build_backbone(spec["name"], **spec["kwargs"])
+    return backbone.to_empty(device="cpu")
+
+
+def read_bytes(path: Path) -> bytes:
+    """A file's bytes, or a DataError saying why it cannot be read."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such model file") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror})") from None
+
+
+def load(path: str | Path) -> CompressedModel:
+    """Load a model file written by `tsn run` (or `write_model`): it predicts for every task."""
+    return decode(parse(read_bytes(Path(path)), str(path)))
+
+
+def inspect(path: str | Path) -> ParsedModel:
+    """Header, sections and capacity of a model file, checked but not decoded."""
+    return parse(read_bytes(Path(path)), str(path))

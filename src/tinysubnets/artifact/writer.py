@@ -1,0 +1,81 @@
+"""Write a learner's finished tasks as one compressed model file (`model.tsn`).
+
+The sections are listed in `layout`. The header records the backbone spec, the layer shapes,
+per task its classes and each block's bit-width and codebook size, and the scenario (so that
+`tsn eval` can rebuild the test data).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tinysubnets import __version__
+from tinysubnets.artifact.capacity import ModelCapacity
+from tinysubnets.artifact.container import Section, pack
+from tinysubnets.artifact.layout import HEAD, block_names, expected_sections, owners_from_masks
+from tinysubnets.atomic import write_bytes
+from tinysubnets.compression.mask_coding import encode_masks
+from tinysubnets.compression.value_coding import ValueBlock, encode_values
+from tinysubnets.learner.learner import Learner
+
+MODEL_FILE = "model.tsn"
+
+
+def model_bytes(learner: Learner, scenario: dict[str, Any] | None = None) -> bytes:
+    """The model file of ``learner``'s finished tasks; ``scenario`` is metadata for `tsn eval`."""
+    net, T = learner.net, learner.num_tasks
+    layers = net.masked_layers()
+    masks = {
+        name: [learner.masks[t][name].detach().cpu().numpy().ravel() for t in range(T)]
+        for name in layers
+    }
+    sections = [Section(f"masks/{name}", "masks", encode_masks(masks[name]), None, name)
+                for name in layers]
+    tasks: list[dict[str, Any]] = [{"classes": n, "blocks": {}} for n in learner.n_classes[:T]]
+    blocks: dict[tuple[int, str], ValueBlock] = {}
+    for name, layer in layers.items():
+        owner = owners_from_masks(masks[name]) if T else None
+        stored = layer.owner.detach().cpu().numpy().ravel().astype(np.int64)
+        if owner is not None and not np.array_equal(owner, stored):
+            raise RuntimeError(f"layer {name}: owners disagree with the masks (a learner bug)")
+        frozen = layer.frozen.detach().cpu().numpy().ravel()
+        for t in range(T):
+            blocks[t, name] = encode_values(frozen[owner == t])
+    for t in range(T):
+        head = net.heads[t]
+        values = torch.cat([head.weight.detach().ravel(), head.bias.detach().ravel()])
+        blocks[t, HEAD] = encode_values(values.cpu().numpy())
+    for (t, name), block in blocks.items():
+        tasks[t]["blocks"][name] = [block.bits, block.centroids]
+    payload = {}
+    for (t, name), block in blocks.items():
+        codebook, codes = block_names(t, name)
+        payload[codebook], payload[codes] = block.codebook, block.codes
+    sections += [
+        Section(entry, part, payload[entry], task, layer)
+        for entry, part, task, layer in expected_sections(list(layers), T)[len(layers):]
+    ]
+    header = {
+        "library": f"tinysubnets {__version__}",
+        "backbone": {"name": learner.backbone_name, "kwargs": learner.backbone_kwargs},
+        "layers": [[name, list(layer.frozen.shape)] for name, layer in layers.items()],
+        "features": net.backbone.out_features,
+        "tasks": tasks,
+        "scenario": scenario or {},
+    }
+    return pack(header, sections)
+
+
+def write_model(
+    path: Path, learner: Learner, scenario: dict[str, Any] | None = None
+) -> ModelCapacity:
+    """Write the model file atomically; return its capacity, measured from the bytes written."""
+    data = model_bytes(learner, scenario)
+    write_bytes(Path(path), data)
+    from tinysubnets.artifact.reader import parse  # reader imports this module's layout
+
+    return parse(data, str(path)).capacity
