@@ -21,7 +21,10 @@ from tinysubnets.artifact import inspect, model_bytes, write_model
 from tinysubnets.artifact.container import CHECKSUM_BYTES
 from tinysubnets.artifact.reader import decode, parse
 from tinysubnets.cli import main
+from tinysubnets.compression.huffman import encode_symbols
 from tinysubnets.compression.value_coding import (
+    HUFFMAN,
+    PACKED,
     ValueBlock,
     decode_values,
     encode_values,
@@ -257,12 +260,14 @@ def test_values_round_trip_bit_exactly(levels: list[float], n: int) -> None:
     distinct = len(np.unique(values))
     if block.bits != 32 and n:
         assert block.centroids == distinct and block.bits == max(1, (distinct - 1).bit_length())
+        if block.coding == PACKED:
+            assert len(block.codes) == (n * block.bits + 7) // 8
     assert len(block.codebook) + len(block.codes) <= 4 * n  # never worse than raw float32
 
 
 def test_bad_value_blocks() -> None:
     ok = encode_values(np.array([0.5, -1.0, 0.5, 2.0], np.float32))
-    assert ok.bits == 2 and ok.centroids == 3
+    assert ok.bits == 2 and ok.centroids == 3 and ok.coding == PACKED
     cases = [
         (ValueBlock(17, 3, ok.codebook, ok.codes), "bit-width 17 is outside"),
         (ValueBlock(0, 3, ok.codebook, ok.codes), "bit-width 0 is outside"),
@@ -272,6 +277,11 @@ def test_bad_value_blocks() -> None:
         (ValueBlock(2, 3, ok.codebook, b"\xff"), "beyond the 3 centroids"),
         (ValueBlock(2, 3, ok.codebook, ok.codes + b"\x00"), "bytes of codes"),
         (ValueBlock(32, 0, b"", b"\x00" * 15), "bytes of raw values"),
+        (ValueBlock(2, 3, ok.codebook, ok.codes, 7), "unknown code layout 7"),
+        (ValueBlock(2, 3, ok.codebook, encode_symbols(np.array([0, 1, 3, 1])), HUFFMAN),
+         "beyond the 3 centroids"),
+        (ValueBlock(2, 3, ok.codebook, encode_symbols(np.array([0, 1, 2])), HUFFMAN),
+         "expected 4 symbols"),
     ]
     for block, message in cases:
         with pytest.raises(DataError, match=message):

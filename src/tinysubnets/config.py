@@ -70,6 +70,8 @@ class PruneConfig:
     threshold: float = 0.2
     first_step: float = 0.5
     min_step: float = 0.01
+    retrain_epochs: int = 2  # the task's own remaining weights and head, after pruning; 0 = off
+    retrain_lr: float = 1e-3
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
@@ -79,6 +81,11 @@ class PruneConfig:
             raise ConfigError(
                 "prune steps must satisfy 0 < min_step <= first_step <= 1, got "
                 f"min_step={self.min_step}, first_step={self.first_step}"
+            )
+        if self.retrain_epochs < 0 or self.retrain_lr <= 0:
+            raise ConfigError(
+                "retraining after pruning needs retrain_epochs >= 0 and retrain_lr > 0, got "
+                f"{self.retrain_epochs} and {self.retrain_lr}"
             )
 
 
@@ -90,6 +97,9 @@ class QuantizeConfig:
     b_min: int = 2
     b_max: int = 8
     threshold: float = 0.5
+    heads: bool = True  # quantize each task's head too (fp32 heads rival the masks in size)
+    finetune_epochs: int = 2  # centroids fine-tuned with codes fixed; 0 = plain k-means
+    finetune_lr: float = 5e-4
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
@@ -100,6 +110,11 @@ class QuantizeConfig:
             raise ConfigError(f"bit-width b_min={self.b_min} exceeds b_max={self.b_max}")
         if self.threshold < 0:
             raise ConfigError(f"quantization threshold must be >= 0 points, got {self.threshold}")
+        if self.finetune_epochs < 0 or self.finetune_lr <= 0:
+            raise ConfigError(
+                "codebook fine-tuning needs finetune_epochs >= 0 and finetune_lr > 0, got "
+                f"{self.finetune_epochs} and {self.finetune_lr}"
+            )
 
 
 @dataclass(frozen=True)

@@ -86,13 +86,13 @@ def parse(data: bytes, source: str) -> ParsedModel:
             isinstance(blocks, dict)
             and _is_int(task.get("classes"), 1)
             and set(blocks) == {*built, HEAD}
-            and all(isinstance(b, list) and len(b) == 2 and all(_is_int(v) for v in b)
+            and all(isinstance(b, list) and len(b) == 3 and all(_is_int(v) for v in b)
                     for b in blocks.values())
         ):
             raise DataError(f"{source}: the header's entry for task {t} is malformed: {task!r}")
-        for name, (bits, k) in blocks.items():
+        for name, (bits, k, coding) in blocks.items():
             label = f"task {t}, head" if name == HEAD else f"task {t}, layer {name}"
-            check_block(bits, k, f"{source}: {label}")
+            check_block(bits, k, coding, f"{source}: {label}")
     if not isinstance(header.get("scenario", {}), dict):
         raise DataError(f"{source}: the header's scenario is not a mapping")
     table = [(s.name, s.part, s.task, s.layer) for s in sections]
@@ -115,9 +115,10 @@ def _pairs(items: list) -> list[tuple[object, object]]:
 
 
 def _block(parsed: ParsedModel, t: int, name: str, n: int) -> np.ndarray:
-    bits, k = parsed.header["tasks"][t]["blocks"][name]
+    bits, k, coding = parsed.header["tasks"][t]["blocks"][name]
     codebook, codes = block_names(t, name)
-    block = ValueBlock(bits, k, parsed.sections[codebook].data, parsed.sections[codes].data)
+    sections = parsed.sections
+    block = ValueBlock(bits, k, sections[codebook].data, sections[codes].data, coding)
     label = f"task {t}, head" if name == HEAD else f"task {t}, layer {name}"
     return decode_values(block, n, f"{parsed.source}: {label}")
 

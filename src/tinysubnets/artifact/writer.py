@@ -1,8 +1,8 @@
 """Write a learner's finished tasks as one compressed model file (`model.tsn`).
 
 The sections are listed in `layout`. The header records the backbone spec, the layer shapes,
-per task its classes and each block's bit-width and codebook size, and the scenario (so that
-`tsn eval` can rebuild the test data).
+per task its classes and each block's bit-width, codebook size and code layout, and the
+scenario (so that `tsn eval` can rebuild the test data).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def model_bytes(learner: Learner, scenario: dict[str, Any] | None = None) -> byt
         values = torch.cat([head.weight.detach().ravel(), head.bias.detach().ravel()])
         blocks[t, HEAD] = encode_values(values.cpu().numpy())
     for (t, name), block in blocks.items():
-        tasks[t]["blocks"][name] = [block.bits, block.centroids]
+        tasks[t]["blocks"][name] = [block.bits, block.centroids, block.coding]
     payload = {}
     for (t, name), block in blocks.items():
         codebook, codes = block_names(t, name)

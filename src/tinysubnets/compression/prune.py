@@ -31,6 +31,7 @@ class PruneReport:
     own_after: dict[str, int] = field(default_factory=dict)
     evaluations: int = 0
     time_s: float = 0.0
+    retrain: dict | None = None  # the fine-tuning that follows, if any (finetune.FinetuneReport)
 
 
 @torch.no_grad()

@@ -1,17 +1,21 @@
 """Adaptive non-linear quantization (TSN step 4): k-means codebooks, the bit-width searched.
 
-For task t, each layer's own weights (M_t minus C_{t-1}) are clustered into 2^b centroids.
-The bit-width starts at ``b_min`` and grows until task t's validation accuracy (with M_t) is
-within ``threshold`` points of the unquantized value; then each layer, largest first, tries
-fewer bits on its own. The quantized values are written into the trainable tensor at the own
-positions, so consolidation freezes the centroids themselves: a value is quantized once, by
-its owner, and never again (invariant 2). Codes and codebooks need not be stored apart: they
-are the distinct frozen values of the owner's positions.
+For task t, each block of its own values (per layer, the own weights M_t minus C_{t-1}; and
+its head) is clustered into 2^b centroids. The bit-width starts at ``b_min`` and grows until
+task t's validation accuracy (with M_t) is within ``threshold`` points of the unquantized value;
+then each block, largest first, tries fewer bits on its own. Optionally the centroids are then
+fine-tuned with the codes fixed (`finetune`), which wins back most of the drop.
+
+The quantized values are written into the trainable tensors, so consolidation freezes the
+centroids themselves: a value is quantized once, by its owner, and never again (invariant 2).
+Codes and codebooks need not be kept apart: they are the distinct values of the owner's
+positions, which is what the model file stores.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -22,10 +26,12 @@ from tinysubnets.learner.trainer import accuracy
 from tinysubnets.nn.backbones import TSNNetwork
 from tinysubnets.scenarios.base import Split
 
+HEAD = "head"  # the block name of the task's head, beside its layers' names
+
 
 @dataclass
 class QuantizeReport:
-    """The bit-width chosen per layer, and the accuracy it kept."""
+    """The bit-width chosen per block (layers and head), and the accuracy it kept."""
 
     bits: dict[str, int] = field(default_factory=dict)
     own: dict[str, int] = field(default_factory=dict)
@@ -33,6 +39,42 @@ class QuantizeReport:
     val_acc_after: float = 0.0
     evaluations: int = 0
     time_s: float = 0.0
+    finetune: dict | None = None  # see finetune.FinetuneReport
+
+
+@dataclass
+class Block:
+    """One task's own values in one layer (``positions``: flat indices) or its head (None)."""
+
+    name: str
+    original: Tensor
+    write: Callable[[Tensor], None]
+    positions: Tensor | None = None
+
+
+def own_blocks(net: TSNNetwork, task_id: int, masks: dict[str, Tensor], head: bool) -> list[Block]:
+    """The task's quantizable blocks: each layer's own weights, then (if ``head``) its head."""
+    blocks = []
+    for name, layer in net.masked_layers().items():
+        positions = layer.own_positions(masks[name])
+        if positions.numel():
+            flat = layer.weight.data.view(-1)
+
+            def write(v: Tensor, flat: Tensor = flat, p: Tensor = positions) -> None:
+                flat[p] = v
+
+            blocks.append(Block(name, flat[positions].clone(), write, positions))
+    if head:
+        h = net.heads[task_id]
+        n = h.weight.numel()
+
+        def write_head(v: Tensor) -> None:
+            h.weight.data.copy_(v[:n].view_as(h.weight))
+            h.bias.data.copy_(v[n:])
+
+        original = torch.cat([h.weight.detach().ravel(), h.bias.detach().ravel()]).clone()
+        blocks.append(Block(HEAD, original, write_head))
+    return blocks
 
 
 @torch.no_grad()
@@ -44,45 +86,49 @@ def quantize_task(
     b_min: int = 2,
     b_max: int = 8,
     threshold: float = 0.5,
+    head: bool = True,
+    finetune: Callable[[list[Block]], dict] | None = None,
 ) -> QuantizeReport:
-    """Quantize task ``task_id``'s own weights in place (before consolidation); report bits.
+    """Quantize task ``task_id``'s own values in place (before consolidation); report bits.
 
     If even ``b_max`` bits lose more than ``threshold`` points, ``b_max`` is kept and the
-    report shows the drop.
+    report shows the drop. ``finetune(blocks)`` is called last, on the quantized blocks.
     """
     start = time.perf_counter()
     report = QuantizeReport(val_acc_before=accuracy(net, task_id, masks, val))
     floor = report.val_acc_before - threshold
-    own = {n: m.own_positions(masks[n]) for n, m in net.masked_layers().items()}
-    positions = {n: p for n, p in own.items() if p.numel()}
-    layers = {n: m for n, m in net.masked_layers().items() if n in positions}
-    original = {n: layers[n].weight.detach().flatten()[p].clone() for n, p in positions.items()}
-    cache: dict[tuple[str, int], Tensor] = {}
+    blocks = {b.name: b for b in own_blocks(net, task_id, masks, head)}
+    cache: dict[tuple[str, int], tuple[Tensor, Tensor]] = {}
 
-    def quantized(name: str, bits: int) -> Tensor:
+    def quantized(name: str, bits: int) -> tuple[Tensor, Tensor]:
         if (name, bits) not in cache:
-            codebook, codes = kmeans_1d(original[name].numpy(), bits)
-            cache[name, bits] = torch.from_numpy(codebook.decode(codes))
+            codebook, codes = kmeans_1d(blocks[name].original.numpy(), bits)
+            cache[name, bits] = torch.from_numpy(codebook.centroids), torch.from_numpy(
+                codes.astype("int64")
+            )
         return cache[name, bits]
 
     def trial(bits: dict[str, int]) -> float:
         for name, b in bits.items():
-            layers[name].weight.data.view(-1)[positions[name]] = quantized(name, b)
+            centroids, codes = quantized(name, b)
+            blocks[name].write(centroids[codes])
         report.evaluations += 1
         return accuracy(net, task_id, masks, val)
 
-    bits = dict.fromkeys(layers, b_max)
+    bits = dict.fromkeys(blocks, b_max)
     for b in range(b_min, b_max + 1):
-        if trial(dict.fromkeys(layers, b)) >= floor:
-            bits = dict.fromkeys(layers, b)
+        if trial(dict.fromkeys(blocks, b)) >= floor:
+            bits = dict.fromkeys(blocks, b)
             break
-    # Per-layer bit-widths where they save bits at the same accuracy: largest layer first.
-    for name in sorted(layers, key=lambda n: -positions[n].numel()):
+    # Per-block bit-widths where they save bits at the same accuracy: largest block first.
+    for name in sorted(blocks, key=lambda n: -blocks[n].original.numel()):
         while bits[name] > b_min and trial({**bits, name: bits[name] - 1}) >= floor:
             bits[name] -= 1
     report.val_acc_after = trial(bits)
     report.evaluations -= 1  # the last call only writes the chosen values back
     report.bits = bits
-    report.own = {n: p.numel() for n, p in positions.items()}
+    report.own = {n: b.original.numel() for n, b in blocks.items()}
+    if finetune is not None and blocks:
+        report.finetune = finetune(list(blocks.values()))
     report.time_s = time.perf_counter() - start
     return report

@@ -6,11 +6,15 @@ is those values (sorted), and each weight is the index of its value, packed at
 quantized are stored raw (float32), which is also chosen whenever the codebook would not pay
 (few weights, many distinct values). Decoding gives back the float32 values bit-exactly.
 
+k-means clusters are not equally populated, so the codes may instead be Huffman-coded
+(`huffman.encode_symbols`); whichever is shorter is written, and the block says which.
+
 Byte layout of a block of n values (n is known to the reader from the masks)::
 
     codebook   K float32, little-endian, strictly increasing      (K = 0 when raw)
-    codes      n codes of `bits` bits each, MSB first, zero-padded to a byte
-               or, when raw (bits = 32): n float32, little-endian
+    codes      PACKED:  n codes of `bits` bits each, MSB first, zero-padded to a byte
+               HUFFMAN: a canonical Huffman stream of the n codes
+               RAW (bits = 32): n float32, little-endian
 """
 
 from __future__ import annotations
@@ -19,20 +23,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinysubnets.compression.huffman import encode_symbols, read_huffman
 from tinysubnets.errors import DataError
 
 MAX_CODE_BITS = 16
 RAW_BITS = 32
+PACKED, HUFFMAN = 0, 1
 
 
 @dataclass(frozen=True)
 class ValueBlock:
-    """A coded block: its bit-width (1..16, or 32 = raw float32), codebook size and bytes."""
+    """A coded block: its bit-width (1..16, or 32 = raw float32), codebook size, how the
+    codes are laid out (PACKED or HUFFMAN), and its bytes."""
 
     bits: int
     centroids: int
     codebook: bytes
     codes: bytes
+    coding: int = PACKED
 
 
 def code_bits(centroids: int) -> int:
@@ -74,13 +82,19 @@ def encode_values(values: np.ndarray) -> ValueBlock:
         or not np.array_equal(centroids[codes].view("<u4"), v.view("<u4"))
     ):  # too many values, non-finite ones, or signed zeros that would not come back exactly
         return raw
-    bits = code_bits(centroids.size)
-    coded = ValueBlock(bits, int(centroids.size), centroids.tobytes(), pack_codes(codes, bits))
+    bits, k, table = code_bits(centroids.size), int(centroids.size), centroids.tobytes()
+    packed, huffman = pack_codes(codes, bits), encode_symbols(codes.astype(np.int64))
+    coded = (ValueBlock(bits, k, table, huffman, HUFFMAN) if len(huffman) < len(packed)
+             else ValueBlock(bits, k, table, packed, PACKED))
     return coded if len(coded.codebook) + len(coded.codes) < len(raw.codes) else raw
 
 
-def check_block(bits: int, centroids: int, where: str = "value block") -> None:
-    """Raise DataError unless (bits, centroids) can describe a block (before any decoding)."""
+def check_block(
+    bits: int, centroids: int, coding: int = PACKED, where: str = "value block"
+) -> None:
+    """Raise DataError unless (bits, centroids, coding) describe a block (before decoding)."""
+    if coding not in (PACKED, HUFFMAN):
+        raise DataError(f"{where}: unknown code layout {coding}")
     if bits == RAW_BITS or (bits == 0 and centroids == 0):
         if centroids:
             raise DataError(f"{where}: a raw float32 block cannot have a codebook")
@@ -97,7 +111,7 @@ def decode_values(block: ValueBlock, n: int, where: str = "value block") -> np.n
     """Inverse of `encode_values` for ``n`` values; every inconsistency raises DataError
     naming ``where`` (e.g. "task 3, layer fc1")."""
     bits, k = block.bits, block.centroids
-    check_block(bits, k, where)
+    check_block(bits, k, block.coding, where)
     if n == 0:
         if bits or k or block.codebook or block.codes:
             raise DataError(f"{where}: holds no values, but its block is not empty")
@@ -117,7 +131,15 @@ def decode_values(block: ValueBlock, n: int, where: str = "value block") -> np.n
         if not (np.isfinite(codebook).all() and (codebook[1:] > codebook[:-1]).all()):
             raise DataError(f"{where}: the codebook is not finite and strictly increasing")
         try:
-            codes = unpack_codes(block.codes, n, bits)
+            if block.coding == HUFFMAN:
+                symbols, index, end = read_huffman(block.codes, 0, expected=n)
+                if end != len(block.codes):
+                    raise DataError(f"{len(block.codes) - end} bytes after the Huffman codes")
+                if symbols and not 0 <= min(symbols) <= max(symbols) < k:
+                    raise DataError(f"a Huffman symbol is beyond the {k} centroids")
+                codes = np.array(symbols, dtype=np.int64)[index]
+            else:
+                codes = unpack_codes(block.codes, n, bits)
         except DataError as e:
             raise DataError(f"{where}: {e}") from None
         if codes.size and int(codes.max()) >= k:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from tinysubnets.compression.finetune import finetune_codebooks
 from tinysubnets.compression.prune import PruneReport, post_prune
-from tinysubnets.compression.quantize import QuantizeReport, quantize_task
+from tinysubnets.compression.quantize import Block, QuantizeReport, own_blocks, quantize_task
 from tinysubnets.config import PruneConfig, QuantizeConfig, TrainConfig
 from tinysubnets.errors import ConfigError
 from tinysubnets.learner.trainer import (
@@ -112,15 +113,29 @@ class Learner:
         )
         masks = select_masks(mask_selectors(self.net, self.cfg, budgets))
         record = TaskRecord(t, outcome, {}, {}, {})
+        generator = task_generator(self.seed, t)  # for the fine-tuning passes' batch order
         if self.prune.enabled:
             p = self.prune
             masks, record.prune = post_prune(
                 self.net, t, masks, val, p.threshold, p.first_step, p.min_step
             )
+            if p.retrain_epochs:  # what is left of the task's own weights, and its head
+                record.prune.retrain = finetune_codebooks(
+                    self.net, t, masks, own_blocks(self.net, t, masks, head=True), train, val,
+                    p.retrain_epochs, p.retrain_lr, self.cfg.batch_size, generator,
+                )
         if self.quantize.enabled:
             q = self.quantize
+
+            def finetune(blocks: list[Block]) -> dict:
+                return finetune_codebooks(
+                    self.net, t, masks, blocks, train, val, q.finetune_epochs, q.finetune_lr,
+                    self.cfg.batch_size, generator,
+                )
+
             record.quantize = quantize_task(
-                self.net, t, masks, val, q.b_min, q.b_max, q.threshold
+                self.net, t, masks, val, q.b_min, q.b_max, q.threshold, q.heads,
+                finetune if q.finetune_epochs else None,
             )
         with torch.no_grad():
             for name, layer in self.net.masked_layers().items():
