@@ -38,6 +38,9 @@ def test_post_pruning_keeps_earlier_tasks_and_frees_weights() -> None:
         assert report is not None
         assert report.val_acc_after >= report.val_acc_before - prune.threshold
         assert sum(report.own_after.values()) < sum(report.own_before.values())
+        # Retraining what is left keeps its best validation epoch, the untrained one included.
+        assert report.retrain is not None
+        assert report.retrain["val_acc_after"] >= report.retrain["val_acc_before"]
         for name, layer in layers.items():
             before = owner_before[name]
             # Earlier owners are untouched; the task owns exactly its pruned own weights.

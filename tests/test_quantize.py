@@ -42,6 +42,12 @@ def test_quantizing_a_task_never_changes_another(prune: bool) -> None:
             own = layer.owner == task.task_id
             if own.any():
                 assert layer.frozen[own].unique().numel() <= 2 ** report.bits[name]
+        head = learner.net.heads[task.task_id]
+        head_values = torch.cat([head.weight.ravel(), head.bias.ravel()])
+        assert head_values.unique().numel() <= 2 ** report.bits["head"]
+        # Fine-tuning the centroids keeps the best validation epoch (it never loses there).
+        assert report.finetune is not None
+        assert report.finetune["val_acc_after"] >= report.finetune["val_acc_before"]
         seen[task.task_id] = learner.logits(probe, task.task_id)
         for j, logits in seen.items():
             assert torch.equal(learner.logits(probe, j), logits)
