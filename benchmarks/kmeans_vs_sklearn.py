@@ -63,6 +63,34 @@ def nearest_sse(values: np.ndarray, centroids: np.ndarray, bits: int) -> float:
     return squared_error(values, Codebook(centroids, bits), codes)
 
 
+def compare(
+    cases: list[tuple[np.ndarray, int]], repeats: int = 3, sk_repeats: int = 1,
+    n_init: int | str = 1,
+) -> dict[str, float]:
+    """Time and SSE of ours against sklearn on each (values, bits) case; ratios summarised.
+
+    Used by the p-MNIST benchmark on the very blocks its run quantized.
+    """
+    speedups, ratios, ours_total, sk_total = [], [], 0.0, 0.0
+    for values, bits in cases:
+        ours_s, (codebook, codes) = best_time(repeats, kmeans_1d, values, bits)
+        sk_s, centroids = best_time(sk_repeats, fit_sklearn, values, bits, n_init)
+        speedups.append(sk_s / ours_s)
+        ratios.append(squared_error(values, codebook, codes) / max(
+            nearest_sse(values, centroids, bits), 1e-30))
+        ours_total, sk_total = ours_total + ours_s, sk_total + sk_s
+    return {
+        "cases": len(cases),
+        "ours_total_s": ours_total,
+        "sklearn_total_s": sk_total,
+        "speedup_total": sk_total / ours_total,
+        "speedup_geomean": math.exp(sum(map(math.log, speedups)) / len(speedups)),
+        "speedup_min": min(speedups),
+        "sse_ratio_geomean": math.exp(sum(map(math.log, ratios)) / len(ratios)),
+        "sse_ratio_worst": max(ratios),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP threads for both")

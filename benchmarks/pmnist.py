@@ -13,14 +13,19 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
 from torch import nn
 
 from tinysubnets import RunConfig, run
+from tinysubnets.compression import quantize as quantize_module
+from tinysubnets.config import PruneConfig, QuantizeConfig
 from tinysubnets.learner.trainer import make_optimizer
 from tinysubnets.metrics import capacity
 from tinysubnets.scenarios import build_scenario, iterate_batches
@@ -61,6 +66,23 @@ def dense_epoch_times(cfg: RunConfig, epochs: int) -> list[float]:
     return times
 
 
+@contextmanager
+def recording_kmeans() -> Iterator[list[tuple[np.ndarray, int]]]:
+    """Record the (values, bits) of every k-means call the quantization search makes."""
+    calls: list[tuple[np.ndarray, int]] = []
+    original = quantize_module.kmeans_1d
+
+    def recording(values: np.ndarray, bits: int, *args: object) -> object:
+        calls.append((np.array(values, copy=True), bits))
+        return original(values, bits, *args)
+
+    quantize_module.kmeans_1d = recording
+    try:
+        yield calls
+    finally:
+        quantize_module.kmeans_1d = original
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/mnist"))
@@ -71,10 +93,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-pmnist"))
     parser.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
                         help="override a training setting of the preset, e.g. epochs=10")
-    parser.add_argument("--post-prune", action="store_true", help="prune after each task")
-    parser.add_argument("--prune-threshold", type=float, default=0.2)
-    parser.add_argument("--quantize", action="store_true", help="quantize after each task")
-    parser.add_argument("--quantize-threshold", type=float, default=0.5)
+    parser.add_argument("--post-prune", action=argparse.BooleanOptionalAction, default=True,
+                        help="prune (and retrain) after each task (default: on)")
+    parser.add_argument("--prune-threshold", type=float, default=PruneConfig.threshold)
+    parser.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True,
+                        help="quantize after each task (default: on)")
+    parser.add_argument("--quantize-threshold", type=float, default=QuantizeConfig.threshold)
+    parser.add_argument("--no-sklearn", action="store_true",
+                        help="skip timing scikit-learn's k-means on the quantized blocks")
     args = parser.parse_args()
     train = {}
     for item in args.train:
@@ -89,7 +115,8 @@ def main() -> None:
     )
     # Dense epochs before and after the TSN run, so both see the same machine state.
     dense = dense_epoch_times(cfg, args.dense_epochs)
-    result, learner = run(cfg, out=args.out, resume=(args.out / "checkpoint.pt").exists())
+    with recording_kmeans() as kmeans_calls:
+        result, learner = run(cfg, out=args.out, resume=(args.out / "checkpoint.pt").exists())
     dense += dense_epoch_times(cfg, args.dense_epochs)
     results = result.to_json(capacity(learner.net))
     print_summary(results)
@@ -115,6 +142,13 @@ def main() -> None:
         "threads": args.threads,
         "torch": torch.__version__,
     }
+    if kmeans_calls and not args.no_sklearn:
+        # The very blocks this run quantized (every bit-width the search tried), same run.
+        from kmeans_vs_sklearn import compare
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=args.threads):
+            summary["kmeans_vs_sklearn"] = compare(kmeans_calls)
     print(json.dumps(summary, indent=2))
     (args.out / "benchmark.json").write_text(json.dumps(summary, indent=2) + "\n")
 

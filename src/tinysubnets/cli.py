@@ -89,11 +89,13 @@ def _parser() -> argparse.ArgumentParser:
     for key, (typ, text) in _TRAIN_FLAGS.items():
         p.add_argument(f"--{key.replace('_', '-')}", type=typ, dest=key, help=text)
     p.add_argument("--post-prune", action=argparse.BooleanOptionalAction, default=None,
-                   help="after each task, prune its own weights without gradients")
+                   help="after each task, prune its own weights without gradients and retrain "
+                   "what is left (on by default; --no-post-prune for ablations)")
     p.add_argument("--prune-threshold", type=float, metavar="POINTS",
                    help="largest validation accuracy drop post-pruning may cause")
     p.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=None,
-                   help="after each task, k-means-quantize its own weights (bit-width searched)")
+                   help="after each task, k-means-quantize its own weights and head, bit-width "
+                   "searched, then fine-tune the codebooks (on by default; --no-quantize)")
     p.add_argument("--quantize-threshold", type=float, metavar="POINTS",
                    help="largest validation accuracy drop quantization may cause")
     p.add_argument("--b-min", type=int, metavar="BITS", help="bit-width the search starts at")

@@ -64,9 +64,9 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class PruneConfig:
-    """Post-pruning without gradients (off by default until quantization lands with it)."""
+    """Post-pruning without gradients, then retraining what is left (on by default)."""
 
-    enabled: bool = False
+    enabled: bool = True
     threshold: float = 0.2
     first_step: float = 0.5
     min_step: float = 0.01
@@ -91,12 +91,12 @@ class PruneConfig:
 
 @dataclass(frozen=True)
 class QuantizeConfig:
-    """Adaptive k-means quantization of each task's own weights (off by default for now)."""
+    """Adaptive k-means quantization of each task's own weights and head (on by default)."""
 
-    enabled: bool = False
+    enabled: bool = True
     b_min: int = 2
     b_max: int = 8
-    threshold: float = 0.5
+    threshold: float = 0.25
     heads: bool = True  # quantize each task's head too (fp32 heads rival the masks in size)
     finetune_epochs: int = 2  # centroids fine-tuned with codes fixed; 0 = plain k-means
     finetune_lr: float = 5e-4
