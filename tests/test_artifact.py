@@ -286,3 +286,18 @@ def test_bad_value_blocks() -> None:
     for block, message in cases:
         with pytest.raises(DataError, match=message):
             decode_values(block, 4, "task 0, layer fc1")
+
+
+def test_run_folder_has_the_capacity_report(trained) -> None:
+    _, out, result, _, _ = trained
+    report = json.loads((out / "capacity.json").read_text())
+    assert report["model"]["file_bytes"] == (out / "model.tsn").stat().st_size
+    rows = report["per_task"]
+    assert [r["task"] for r in rows] == [0, 1, 2]
+    for r, task in zip(rows, result.tasks, strict=True):
+        # post-pruning only removes: the mask after is the recorded one, the one before larger
+        assert r["mask_pct_after_pruning"] == pytest.approx(
+            100 * sum(task["mask_size"].values()) / 88400)
+        assert r["mask_pct_before_pruning"] >= r["mask_pct_after_pruning"]
+        assert set(r["bits"]) == {"fc1", "fc2", "head"}
+        assert list(r["val_acc"]) == ["trained", "pruned", "retrained", "quantized", "fine_tuned"]

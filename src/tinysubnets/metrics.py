@@ -33,6 +33,35 @@ def forward_transfer(before: Sequence[float | None], baseline: Sequence[float]) 
     return sum(r - b for b, r in pairs) / len(pairs)
 
 
+def compression_per_task(tasks: Sequence[dict], backbone_weights: int) -> list[dict]:
+    """The paper's Table 2 from the task records: mask density before and after post-pruning
+    (% of the backbone), the bit-width chosen per block, and validation accuracy per step."""
+    rows = []
+    for t in tasks:
+        prune, quantize = t.get("prune"), t.get("quantize")
+        after = sum(t["mask_size"].values())
+        pruned = 0
+        if prune:
+            pruned = sum(prune["own_before"].values()) - sum(prune["own_after"].values())
+        val = {"trained": t["outcome"]["best_val_acc"]}
+        if prune:
+            val["pruned"] = prune["val_acc_after"]
+            if prune.get("retrain"):
+                val["retrained"] = prune["retrain"]["val_acc_after"]
+        if quantize:
+            val["quantized"] = quantize["val_acc_after"]
+            if quantize.get("finetune"):
+                val["fine_tuned"] = quantize["finetune"]["val_acc_after"]
+        rows.append({
+            "task": t["task_id"],
+            "mask_pct_before_pruning": 100.0 * (after + pruned) / backbone_weights,
+            "mask_pct_after_pruning": 100.0 * after / backbone_weights,
+            "bits": quantize["bits"] if quantize else None,
+            "val_acc": val,
+        })
+    return rows
+
+
 def capacity(net: TSNNetwork) -> dict:
     """Share of backbone weights claimed by finished tasks: total, per layer, per owner task."""
     layers, per_task, used, total = {}, {}, 0, 0

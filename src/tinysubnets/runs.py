@@ -4,6 +4,8 @@ Run folder layout:
     config.yaml          the resolved configuration
     checkpoint.pt        state after the last finished task (state dicts only; atomic)
     model.tsn            the compressed model of the finished tasks (see `artifact`; atomic)
+    capacity.json        its capacity from the bytes written, and per task the mask density
+                         before/after post-pruning and the bit-widths (paper's Tables 1, 2)
     results.json         R, ACC, BWT, FWT, capacity, timings (rewritten after every task)
     accuracy_matrix.csv  R[i][j]: accuracy (%) on task j after training task i
 """
@@ -72,6 +74,9 @@ class RunResult:
             "random_init_baseline": self.baseline,
             "capacity": capacity,
             "model": self.model,
+            "compression": metrics.compression_per_task(
+                self.tasks, capacity.get("backbone_weights", 0) or 1
+            ),
             "per_task": self.tasks,
             "time_total_s": sum(t["time_s"] for t in self.tasks),
         }
@@ -236,5 +241,7 @@ def _save(out: Path, cfg: RunConfig, learner: Learner, result: RunResult) -> Non
             },
         },
     )
-    write_json(out / "results.json", result.to_json(metrics.capacity(learner.net)))
+    results = result.to_json(metrics.capacity(learner.net))
+    write_json(out / "results.json", results)
+    write_json(out / "capacity.json", {"model": result.model, "per_task": results["compression"]})
     write_text(out / "accuracy_matrix.csv", accuracy_matrix_csv(result.R))

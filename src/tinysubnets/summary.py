@@ -37,6 +37,9 @@ def print_summary(results: dict[str, Any], console: Console | None = None) -> No
         f"({layers})"
     )
     console.print(f"time per task (s): {times}; total {results['time_total_s']:.0f} s")
+    rows = results.get("compression") or []
+    if any(r["bits"] or "pruned" in r["val_acc"] for r in rows):
+        print_compression(rows, console)
     model = results.get("model")
     if model:
         parts = ", ".join(f"{p} {v:.2f}%" for p, v in model["parts_pct"].items())
@@ -96,3 +99,27 @@ def print_capacity(model: dict[str, Any], console: Console | None = None) -> Non
         per_layer.add_row(name, str(row["weights"]), str(row["codebooks"]), str(row["masks"]),
                           pct(n))
     console.print(per_layer)
+
+
+def print_compression(rows: list[dict[str, Any]], console: Console | None = None) -> None:
+    """Per task: mask density before/after post-pruning, bit-widths, validation per step."""
+    console = console or Console()
+    steps = {"trained": "train", "pruned": "prune", "retrained": "retr",
+             "quantized": "quant", "fine_tuned": "tune"}
+    steps = {s: label for s, label in steps.items() if any(s in r["val_acc"] for r in rows)}
+    blocks = next((list(r["bits"]) for r in rows if r["bits"]), [])
+    table = Table(
+        title="Per task: mask % of the backbone before/after post-pruning, bits per block, "
+        "validation accuracy after each step", box=box.SIMPLE_HEAD, padding=(0, 1),
+        pad_edge=False,
+    )
+    for col in ("task", "pre", "post", *blocks, *steps.values()):
+        table.add_column(col, justify="right")
+    for r in rows:
+        bits = r["bits"] or {}
+        table.add_row(
+            str(r["task"]), f"{r['mask_pct_before_pruning']:.1f}",
+            f"{r['mask_pct_after_pruning']:.1f}", *[str(bits.get(b, "")) for b in blocks],
+            *[f"{r['val_acc'][s]:.1f}" if s in r["val_acc"] else "" for s in steps],
+        )
+    console.print(table)
