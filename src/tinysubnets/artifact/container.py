@@ -6,8 +6,8 @@ interprets them (see `writer` and `reader` for what the sections hold)::
     magic        8 bytes   b"TSNMODEL"
     version      u16 LE    FORMAT_VERSION
     header size  u32 LE    h
-    header       h bytes   UTF-8 JSON object; its "sections" list names each section in file
-                           order: {"name", "part", "task", "layer", "bytes"}
+    header       h bytes   UTF-8 JSON object; its "sections" list holds each section's size
+                           in bytes, in file order (what each one is, the layout says)
     sections     the sections' bytes, back to back (their sizes sum to what is left)
     checksum     32 bytes  SHA-256 of everything before it
 
@@ -42,17 +42,11 @@ class Section:
     task: int | None = None
     layer: str | None = None
 
-    def entry(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "part": self.part, "task": self.task, "layer": self.layer,
-            "bytes": len(self.data),
-        }
-
 
 def pack(header: dict[str, Any], sections: list[Section]) -> bytes:
     """The file's bytes: ``header`` (a JSON object) gains the section table."""
     head = json.dumps(
-        {**header, "sections": [s.entry() for s in sections]}, separators=(",", ":")
+        {**header, "sections": [len(s.data) for s in sections]}, separators=(",", ":")
     ).encode("utf-8")
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(head))
     body = prefix + head + b"".join(s.data for s in sections)
@@ -64,7 +58,7 @@ def overhead_bytes(data: bytes) -> int:
     return _PREFIX.size + _PREFIX.unpack_from(data)[2] + CHECKSUM_BYTES
 
 
-def unpack(data: bytes, source: str) -> tuple[dict[str, Any], list[Section]]:
+def unpack(data: bytes, source: str) -> tuple[dict[str, Any], list[bytes]]:
     """Check framing, version and checksum, then split ``data`` into header and sections.
 
     Every failure is a DataError naming ``source`` (the file) and what is wrong with it.
@@ -94,26 +88,12 @@ def unpack(data: bytes, source: str) -> tuple[dict[str, Any], list[Section]]:
         raise DataError(f"{source}: the header has no section table")
     pos, end = _PREFIX.size + header_size, len(data) - CHECKSUM_BYTES
     sections = []
-    for i, entry in enumerate(header.pop("sections")):
-        if not (
-            isinstance(entry, dict)
-            and isinstance(entry.get("name"), str)
-            and isinstance(entry.get("part"), str)
-            and _is_int(entry.get("bytes"))
-            and entry["bytes"] >= 0
-            and (entry.get("task") is None or _is_int(entry["task"]))
-            and (entry.get("layer") is None or isinstance(entry["layer"], str))
-        ):
-            raise DataError(f"{source}: entry {i} of the section table is malformed: {entry!r}")
-        size = entry["bytes"]
+    for i, size in enumerate(header.pop("sections")):
+        if not (_is_int(size) and size >= 0):
+            raise DataError(f"{source}: entry {i} of the section table is not a size: {size!r}")
         if pos + size > end:
-            raise DataError(
-                f"{source}: section {entry['name']!r} ({size} bytes) runs past the end of the file"
-            )
-        sections.append(
-            Section(entry["name"], entry["part"], data[pos : pos + size], entry.get("task"),
-                    entry.get("layer"))
-        )
+            raise DataError(f"{source}: section {i} ({size} bytes) runs past the end of the file")
+        sections.append(data[pos : pos + size])
         pos += size
     if pos != end:
         raise DataError(f"{source}: {end - pos} bytes after the last section belong to none")

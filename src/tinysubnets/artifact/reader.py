@@ -1,7 +1,7 @@
 """Read a model file back into a network that predicts for every task it holds.
 
 Nothing in the file is trusted: the container checks framing and checksum, then the header is
-checked against the layout the writer produces (`writer.expected_sections`), then each section
+checked against the layout the writer produces (`layout.expected_sections`), then each section
 is decoded with its own checks. Any failure is one DataError naming the file and the problem.
 """
 
@@ -63,7 +63,7 @@ def _meta_backbone(source: str, spec: object) -> torch.nn.Module:
 
 def parse(data: bytes, source: str) -> ParsedModel:
     """Check a model file's container and header against the layout; measure its capacity."""
-    header, sections = unpack(data, source)
+    header, chunks = unpack(data, source)
     backbone = _meta_backbone(source, header.get("backbone"))
     net = TSNNetwork(backbone)
     built = {n: tuple(m.frozen.shape) for n, m in net.masked_layers().items()}
@@ -95,16 +95,14 @@ def parse(data: bytes, source: str) -> ParsedModel:
             check_block(bits, k, coding, f"{source}: {label}")
     if not isinstance(header.get("scenario", {}), dict):
         raise DataError(f"{source}: the header's scenario is not a mapping")
-    table = [(s.name, s.part, s.task, s.layer) for s in sections]
     expected = expected_sections(list(built), len(tasks))
-    if table != expected:
-        first = next((i for i, (a, b) in enumerate(zip(table, expected, strict=False)) if a != b),
-                     min(len(table), len(expected)))
-        found = table[first] if first < len(table) else "nothing"
-        wanted = expected[first] if first < len(expected) else "nothing"
+    if len(chunks) != len(expected):
         raise DataError(
-            f"{source}: unexpected section table: entry {first} is {found}, expected {wanted}"
+            f"{source}: {len(chunks)} sections for {len(built)} layers and {len(tasks)} tasks, "
+            f"expected {len(expected)}"
         )
+    sections = [Section(name, part, chunk, task, layer)
+                for (name, part, task, layer), chunk in zip(expected, chunks, strict=True)]
     bits = [{name: b[0] for name, b in task["blocks"].items()} for task in tasks]
     capacity = measure(sections, len(data), overhead_bytes(data), n_weights, len(tasks), bits)
     return ParsedModel(source, header, {s.name: s for s in sections}, built, capacity)
