@@ -99,19 +99,21 @@ def main() -> None:
     parser.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True,
                         help="quantize after each task (default: on)")
     parser.add_argument("--quantize-threshold", type=float, default=QuantizeConfig.threshold)
+    parser.add_argument("--prune", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a post-pruning setting, e.g. retrain_epochs=4")
+    parser.add_argument("--q", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a quantization setting, e.g. finetune_epochs=4")
     parser.add_argument("--no-sklearn", action="store_true",
                         help="skip timing scikit-learn's k-means on the quantized blocks")
     args = parser.parse_args()
-    train = {}
-    for item in args.train:
-        key, _, value = item.partition("=")
-        train[key] = yaml.safe_load(value)
+    train, prune, quantize = ({k.partition("=")[0]: yaml.safe_load(k.partition("=")[2])
+                               for k in items} for items in (args.train, args.prune, args.q))
     torch.set_num_threads(args.threads)
     cfg = RunConfig.for_scenario(
         "pmnist", tasks=args.tasks, seed=args.seed, data_dir=str(args.data_dir),
         threads=args.threads, train=train,
-        prune={"enabled": args.post_prune, "threshold": args.prune_threshold},
-        quantize={"enabled": args.quantize, "threshold": args.quantize_threshold},
+        prune={"enabled": args.post_prune, "threshold": args.prune_threshold, **prune},
+        quantize={"enabled": args.quantize, "threshold": args.quantize_threshold, **quantize},
     )
     # Dense epochs before and after the TSN run, so both see the same machine state.
     dense = dense_epoch_times(cfg, args.dense_epochs)
