@@ -83,7 +83,7 @@ def print_capacity(model: dict[str, Any], console: Console | None = None) -> Non
     for col in ("weights", "codebooks", "heads", "%", *[f"bits {b}" for b in blocks]):
         per_task.add_column(col, justify="right")
     for t, row in enumerate(model["per_task_bytes"]):
-        own = row["weights"] + row["codebooks"] + row["heads"]
+        own = sum(n for part, n in row.items() if part != "masks")
         per_task.add_row(
             str(t), str(row["weights"]), str(row["codebooks"]), str(row["heads"]), pct(own),
             *[str(bits[t][b]) for b in blocks],

@@ -14,7 +14,7 @@ from typing import Any
 
 from tinysubnets.artifact.container import Section
 
-PARTS = ("weights", "codebooks", "masks", "heads")
+PARTS = ("weights", "codebooks", "masks", "heads", "norms")
 
 
 @dataclass

@@ -17,7 +17,13 @@ import torch
 
 from tinysubnets.artifact.capacity import ModelCapacity, measure
 from tinysubnets.artifact.container import Section, overhead_bytes, unpack
-from tinysubnets.artifact.layout import HEAD, block_names, expected_sections, owners_from_masks
+from tinysubnets.artifact.layout import (
+    HEAD,
+    NORM_STATE,
+    block_names,
+    expected_sections,
+    owners_from_masks,
+)
 from tinysubnets.artifact.model import CompressedModel
 from tinysubnets.compression.mask_coding import decode_masks
 from tinysubnets.compression.value_coding import ValueBlock, check_block, decode_values
@@ -95,7 +101,7 @@ def parse(data: bytes, source: str) -> ParsedModel:
             check_block(bits, k, coding, f"{source}: {label}")
     if not isinstance(header.get("scenario", {}), dict):
         raise DataError(f"{source}: the header's scenario is not a mapping")
-    expected = expected_sections(list(built), len(tasks))
+    expected = expected_sections(list(built), len(tasks), bool(net.norm_specs))
     if len(chunks) != len(expected):
         raise DataError(
             f"{source}: {len(chunks)} sections for {len(built)} layers and {len(tasks)} tasks, "
@@ -155,8 +161,27 @@ def decode(parsed: ParsedModel) -> CompressedModel:
         with torch.no_grad():
             head.weight.copy_(values[:n_weight].view_as(head.weight))
             head.bias.copy_(values[n_weight:])
+    for t in range(T if net.norm_specs else 0):
+        _load_norms(parsed, net, t)
     net.eval()
     return CompressedModel(net, masks, header, parsed.capacity)
+
+
+def _load_norms(parsed: ParsedModel, net: TSNNetwork, t: int) -> None:
+    data = parsed.sections[f"norms/{t}"].data
+    sizes = [n for _, n in net.norm_specs.values()]
+    if len(data) != 4 * len(NORM_STATE) * sum(sizes):
+        raise DataError(
+            f"{parsed.source}: norms of task {t}: {len(data)} bytes, expected "
+            f"{4 * len(NORM_STATE) * sum(sizes)}"
+        )
+    values = torch.from_numpy(np.frombuffer(data, "<f4").copy())
+    pos = 0
+    with torch.no_grad():
+        for name, n in zip(net.norm_specs, sizes, strict=True):
+            for key in NORM_STATE:
+                getattr(net.norms[t][name], key).copy_(values[pos : pos + n])
+                pos += n
 
 
 def build_backbone_empty(spec: dict[str, Any]) -> torch.nn.Module:

@@ -16,7 +16,13 @@ import torch
 from tinysubnets import __version__
 from tinysubnets.artifact.capacity import ModelCapacity
 from tinysubnets.artifact.container import Section, pack
-from tinysubnets.artifact.layout import HEAD, block_names, expected_sections, owners_from_masks
+from tinysubnets.artifact.layout import (
+    HEAD,
+    NORM_STATE,
+    block_names,
+    expected_sections,
+    owners_from_masks,
+)
 from tinysubnets.atomic import write_bytes
 from tinysubnets.compression.mask_coding import encode_masks
 from tinysubnets.compression.value_coding import ValueBlock, encode_values
@@ -55,9 +61,16 @@ def model_bytes(learner: Learner, scenario: dict[str, Any] | None = None) -> byt
     for (t, name), block in blocks.items():
         codebook, codes = block_names(t, name)
         payload[codebook], payload[codes] = block.codebook, block.codes
+    for t in range(T if net.norm_specs else 0):
+        norms = net.norms[t]
+        payload[f"norms/{t}"] = b"".join(
+            getattr(norms[name], key).detach().cpu().numpy().astype("<f4").tobytes()
+            for name in net.norm_specs for key in NORM_STATE
+        )
     sections += [
         Section(entry, part, payload[entry], task, layer)
-        for entry, part, task, layer in expected_sections(list(layers), T)[len(layers):]
+        for entry, part, task, layer in expected_sections(
+            list(layers), T, bool(net.norm_specs))[len(layers):]
     ]
     header = {
         "library": f"tinysubnets {__version__}",

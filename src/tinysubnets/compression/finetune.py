@@ -74,7 +74,7 @@ def finetune_codebooks(
                 values = centroids[name][codes[name]]
                 w = w.flatten().index_put((by_name[name].positions,), values).view_as(w)
             weights[name] = w
-        features = net.backbone(x, weights)
+        features = net.features(x, task_id, weights)
         if HEAD in centroids:
             v = centroids[HEAD][codes[HEAD]]
             return F.linear(features, v[:n_weight].view_as(head.weight), v[n_weight:])

@@ -47,10 +47,15 @@ def select_masks(selectors: dict[str, MaskSelector]) -> dict[str, Tensor]:
 def accuracy(
     net: TSNNetwork, task_id: int, masks: dict[str, Tensor], split: Split, batch_size: int = 2000
 ) -> float:
-    """Top-1 accuracy (%) of task ``task_id`` computed with ``masks`` (invariant 4: its own)."""
-    correct = 0
+    """Top-1 accuracy (%) of task ``task_id`` computed with ``masks`` (invariant 4: its own).
+
+    Always in eval mode: BatchNorm uses the task's stored statistics and does not update them.
+    """
+    correct, was_training = 0, net.training
+    net.eval()
     for x, y in iterate_batches(split, batch_size):
         correct += int((net(x, task_id, masks).argmax(1) == y).sum())
+    net.train(was_training)
     return 100.0 * correct / max(1, len(split))
 
 
@@ -66,18 +71,21 @@ def make_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.
 
 
 def _trainable(net: TSNNetwork, task_id: int) -> list[nn.Parameter]:
-    """Free weights, all scores, and this task's head. Earlier heads are left out: they are
-    finished tasks' classifiers."""
+    """Free weights, all scores, this task's head and norms. Earlier heads and norms are left
+    out: they belong to finished tasks."""
     params: list[nn.Parameter] = []
     for layer in net.masked_layers().values():
         params += [layer.weight, layer.scores]
-    return params + list(net.heads[task_id].parameters())
+    params += list(net.heads[task_id].parameters())
+    return params + (list(net.norms[task_id].parameters()) if net.norm_specs else [])
 
 
 def _snapshot(net: TSNNetwork, task_id: int) -> dict[str, Tensor]:
     state = {f"{n}.{p}": getattr(m, p) for n, m in net.masked_layers().items()
              for p in ("weight", "scores")}
     state.update({f"head.{k}": v for k, v in net.heads[task_id].state_dict().items()})
+    if net.norm_specs:  # running statistics too: they must come from the kept epoch
+        state.update({f"norm.{k}": v for k, v in net.norms[task_id].state_dict().items()})
     return {k: v.detach().clone() for k, v in state.items()}
 
 
@@ -87,6 +95,10 @@ def _restore(net: TSNNetwork, task_id: int, state: dict[str, Tensor]) -> None:
         m.weight.copy_(state[f"{n}.weight"])
         m.scores.copy_(state[f"{n}.scores"])
     net.heads[task_id].load_state_dict({k[5:]: v for k, v in state.items() if k[:5] == "head."})
+    if net.norm_specs:
+        net.norms[task_id].load_state_dict(
+            {k[5:]: v for k, v in state.items() if k[:5] == "norm."}
+        )
 
 
 def train_task(

@@ -15,7 +15,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tinysubnets.errors import ConfigError, ShapeError, TaskIdError
+from tinysubnets.nn.convnets import AlexNet, TinyNet
 from tinysubnets.nn.masked import MaskedLayer, MaskedLinear
+from tinysubnets.nn.resnet import ResNet18
 
 
 class MLP(nn.Module):
@@ -31,14 +33,17 @@ class MLP(nn.Module):
         self.out_features = sizes[-1]
         self.input_shape = (in_features,)  # images are flattened: any shape with this many pixels
 
-    def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
+    def forward(self, x: Tensor, weights: dict[str, Tensor],
+                norms: dict[str, nn.Module] | None = None) -> Tensor:
         x = x.flatten(1)
         for name in self.layer_names:
             x = F.relu(getattr(self, name)(x, weights[name]))
         return x
 
 
-BACKBONES = {"mlp": MLP}
+BACKBONES: dict[str, type[nn.Module]] = {
+    "mlp": MLP, "alexnet": AlexNet, "tinynet": TinyNet, "resnet18": ResNet18,
+}
 
 
 def build_backbone(name: str, **kwargs: object) -> nn.Module:
@@ -56,13 +61,23 @@ def check_task_id(task_id: object, num_tasks: int) -> None:
         raise TaskIdError(f"task id {task_id!r} is out of range: {held}")
 
 
+def make_norms(specs: dict[str, tuple[str, int]]) -> nn.ModuleDict:
+    """One task's BatchNorm layers (no randomness in their initialisation)."""
+    kinds = {"1d": nn.BatchNorm1d, "2d": nn.BatchNorm2d}
+    return nn.ModuleDict({name: kinds[kind](n) for name, (kind, n) in specs.items()})
+
+
 class TSNNetwork(nn.Module):
-    """One shared masked backbone and one head per task (a head is the task's own classifier)."""
+    """One shared masked backbone, and per task a head (its own classifier) and, where the
+    backbone normalises, its own BatchNorm layers: statistics and affine parameters are the
+    task's, so its predictions depend neither on later tasks nor on the rest of a test batch."""
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
         self.backbone = backbone
         self.heads = nn.ModuleList()
+        self.norm_specs: dict[str, tuple[str, int]] = dict(getattr(backbone, "norm_specs", {}))
+        self.norms = nn.ModuleList()
 
     def masked_layers(self) -> dict[str, MaskedLayer]:
         """The backbone's masked layers by name, in forward order."""
@@ -79,6 +94,8 @@ class TSNNetwork(nn.Module):
             head.weight.uniform_(-bound, bound, generator=generator)
             head.bias.uniform_(-bound, bound, generator=generator)
         self.heads.append(head)
+        if self.norm_specs:
+            self.norms.append(make_norms(self.norm_specs).to(head.weight.device))
         return head
 
     def check_input(self, x: Tensor) -> None:
@@ -109,4 +126,10 @@ class TSNNetwork(nn.Module):
             name: layer.masked_weight(masks[name], scores_grad=train)
             for name, layer in self.masked_layers().items()
         }
-        return self.heads[task_id](self.backbone(x, weights))
+        return self.heads[task_id](self.features(x, task_id, weights))
+
+    def features(self, x: Tensor, task_id: int, weights: dict[str, Tensor]) -> Tensor:
+        """The backbone's output for task ``task_id`` with the given weights (and its norms)."""
+        if self.norm_specs:
+            return self.backbone(x, weights, self.norms[task_id])
+        return self.backbone(x, weights)

@@ -1,0 +1,84 @@
+"""The paper's convolutional backbones: forward shapes, masked-weight counts against hand
+counts, and per-task BatchNorm that keeps finished tasks bit-exact, in memory and in the file."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import tiny_config
+
+from tinysubnets import load
+from tinysubnets.artifact import write_model
+from tinysubnets.learner.learner import Learner
+from tinysubnets.nn.backbones import TSNNetwork, build_backbone
+from tinysubnets.scenarios.base import Split, Task
+
+
+def _masked_weights(name: str, **kwargs: object) -> tuple[int, torch.nn.Module]:
+    backbone = build_backbone(name, **kwargs)
+    net = TSNNetwork(backbone)
+    return sum(m.weight.numel() for m in net.masked_layers().values()), backbone
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, count, features",
+    [
+        # conv 3·64·4², 64·128·3², 128·256·2²; fc 256·2·2→2048, 2048→2048
+        ("alexnet", {}, 3 * 64 * 16 + 64 * 128 * 9 + 128 * 256 * 4 + 1024 * 2048 + 2048**2, 2048),
+        # 4 conv 3×3 of 160 (stride 2: 64→4); fc 160·4·4→640, 640→640
+        ("tinynet", {}, 3 * 160 * 9 + 3 * 160 * 160 * 9 + 2560 * 640 + 640**2, 640),
+        # reduced ResNet-18, nf = 20 (GPM): 540 + 14,400 + 51,200 + 204,800 + 819,200
+        ("resnet18", {"nf": 20}, 1_090_140, 640),
+        # torchvision's resnet18 without fc and BN: 11,689,512 - 513,000 - 9,600
+        ("resnet18", {"nf": 64, "size": 224, "stem": "imagenet"}, 11_166_912, 512),
+    ],
+    ids=["alexnet", "tinynet", "resnet18-nf20", "resnet18"],
+)
+def test_forward_shape_and_weight_count(name: str, kwargs: dict, count: int, features: int):
+    n, backbone = _masked_weights(name, **kwargs)
+    assert n == count
+    assert backbone.out_features == features
+    net = TSNNetwork(backbone)
+    net.add_head(5, torch.Generator().manual_seed(0))
+    x = torch.randn(2, *backbone.input_shape)
+    masks = {k: torch.ones_like(m.weight, dtype=torch.bool) for k, m in net.masked_layers().items()}
+    net.eval()
+    assert net(x, 0, masks).shape == (2, 5)
+
+
+def _task(t: int, n: int = 192) -> Task:
+    g = torch.Generator().manual_seed(100 + t)
+    x = torch.randn(n, 3, 16, 16, generator=g)
+    y = (x[:, t % 3].mean((1, 2)) > 0).long() + 2 * (x[:, 0, :8].mean((1, 2)) > 0).long()
+    splits = {"train": Split(x[:128], y[:128]), "val": Split(x[128:160], y[128:160]),
+              "test": Split(x[160:], y[160:])}
+    return Task(task_id=t, name=f"toy-{t}", n_classes=4, make_split=lambda which: splits[which])
+
+
+def test_per_task_batchnorm_keeps_finished_tasks_bit_exact(tmp_path) -> None:
+    cfg = tiny_config(epochs=2, batch_size=32, lr=0.01)
+    kwargs = {"size": 16, "channels": 8, "width": 32}
+    learner = Learner("tinynet", kwargs, cfg.train, cfg.seed, 2, cfg.prune, cfg.quantize)
+    probe = torch.randn(20, 3, 16, 16, generator=torch.Generator().manual_seed(9))
+    tasks = [_task(0), _task(1)]
+    learner.add_head(4)
+    learner.learn(tasks[0], tasks[0].split("train"), tasks[0].split("val"), progress=False)
+    first = learner.logits(probe, 0)
+    stats = {k: v.clone() for k, v in learner.net.norms[0].state_dict().items()}
+    learner.add_head(4)
+    learner.learn(tasks[1], tasks[1].split("train"), tasks[1].split("val"), progress=False)
+    assert torch.equal(learner.logits(probe, 0), first)
+    for k, v in learner.net.norms[0].state_dict().items():
+        assert torch.equal(v, stats[k]), k
+    # Task 1 trained its own norms: their statistics moved away from the initial ones.
+    assert not torch.equal(learner.net.norms[1].bn1.running_mean, torch.zeros(8))
+    # A prediction does not depend on the rest of its batch (stored statistics, eval mode).
+    alone = torch.cat([learner.logits(probe[i : i + 1], 0) for i in range(3)])
+    assert torch.allclose(alone, first[:3], atol=1e-5)
+    # The model file holds the norms: bit-exact logits for both tasks, norms counted apart.
+    write_model(tmp_path / "model.tsn", learner)
+    model = load(tmp_path / "model.tsn")
+    for t in range(2):
+        assert torch.equal(model.logits(probe, t), learner.logits(probe, t))
+    n_norm_values = sum(n for _, n in learner.net.norm_specs.values())
+    assert model.capacity.parts["norms"] == 2 * 4 * 4 * n_norm_values
