@@ -118,6 +118,32 @@ class QuantizeConfig:
 
 
 @dataclass(frozen=True)
+class SimilarityConfig:
+    """The KL step: measure each new task's divergence from the earlier ones (always, it is
+    cheap and goes into results.json) and, optionally, act on it."""
+
+    measure: bool = True
+    sample: int = 256  # images per task the divergence is estimated on
+    share_from_nearest: bool = False  # start task t's mask from the nearest task's mask
+    adapt_capacity: bool = False  # scale keep ratios and new-weight budgets by divergence
+    near: float = 0.5  # nats per feature: below, the task is "near" an earlier one
+    far: float = 2.0  # above (from every earlier task), it is "far"
+    scale_near: float = 0.75
+    scale_far: float = 1.25
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad value."""
+        if self.sample < 2:
+            raise ConfigError(f"similarity sample must be >= 2 images, got {self.sample}")
+        if not 0 <= self.near <= self.far:
+            raise ConfigError(f"similarity needs 0 <= near <= far, got {self.near}, {self.far}")
+        if self.scale_near <= 0 or self.scale_far <= 0:
+            raise ConfigError("similarity capacity scales must be > 0")
+        if (self.share_from_nearest or self.adapt_capacity) and not self.measure:
+            raise ConfigError("share_from_nearest/adapt_capacity need measure: true")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """One continual-learning run: which scenario, how many tasks, which seed, how to train."""
 
@@ -131,6 +157,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
+    similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
@@ -141,6 +168,7 @@ class RunConfig:
         self.train.validate()
         self.prune.validate()
         self.quantize.validate()
+        self.similarity.validate()
 
     @classmethod
     def for_scenario(cls, scenario: str = "pmnist", **overrides: Any) -> RunConfig:

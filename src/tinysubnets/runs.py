@@ -74,6 +74,7 @@ class RunResult:
             "random_init_baseline": self.baseline,
             "capacity": capacity,
             "model": self.model,
+            "divergence": [t.get("divergence") for t in self.tasks],
             "compression": metrics.compression_per_task(
                 self.tasks, capacity.get("backbone_weights", 0) or 1
             ),
@@ -96,7 +97,8 @@ def accuracy_matrix_csv(R: list[list[float]]) -> str:
 def _random_init_baseline(cfg: RunConfig, scenario: Scenario) -> list[float]:
     """b_j of GEM's FWT: task j's test accuracy with the untrained network and task j's head."""
     name, kwargs = BACKBONE_OF[cfg.scenario]
-    fresh = Learner(name, kwargs, cfg.train, cfg.seed, cfg.tasks, cfg.prune, cfg.quantize)
+    fresh = Learner(name, kwargs, cfg.train, cfg.seed, cfg.tasks, cfg.prune, cfg.quantize,
+                      cfg.similarity)
     accs = []
     for task in scenario.tasks:
         fresh.add_head(task.n_classes)
@@ -179,7 +181,8 @@ def run(
     state = _load_checkpoint(out, cfg) if resume and out is not None else None
     scenario = build_scenario(cfg)
     name, kwargs = BACKBONE_OF[cfg.scenario]
-    learner = Learner(name, kwargs, cfg.train, cfg.seed, cfg.tasks, cfg.prune, cfg.quantize)
+    learner = Learner(name, kwargs, cfg.train, cfg.seed, cfg.tasks, cfg.prune, cfg.quantize,
+                      cfg.similarity)
     result = RunResult(config=cfg.to_dict(), source=scenario.source)
     if state is not None:
         learner.load_state_dict(state["learner"])

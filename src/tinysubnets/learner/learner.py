@@ -7,6 +7,7 @@ weights O_t = M_t minus C_{t-1}) are frozen with owner t.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -15,8 +16,9 @@ from torch import Tensor
 from tinysubnets.compression.finetune import finetune_codebooks
 from tinysubnets.compression.prune import PruneReport, post_prune
 from tinysubnets.compression.quantize import Block, QuantizeReport, own_blocks, quantize_task
-from tinysubnets.config import PruneConfig, QuantizeConfig, TrainConfig
+from tinysubnets.config import PruneConfig, QuantizeConfig, SimilarityConfig, TrainConfig
 from tinysubnets.errors import ConfigError
+from tinysubnets.learner.similarity import FeatureStats, divergences, feature_stats, sample
 from tinysubnets.learner.trainer import (
     TrainOutcome,
     accuracy,
@@ -39,6 +41,9 @@ class TaskRecord:
     shared: dict[str, int]
     prune: PruneReport | None = None
     quantize: QuantizeReport | None = None
+    divergence: list[float] | None = None  # KL(task t ‖ task j) for j < t, before training
+    nearest: int | None = None
+    capacity_scale: float = 1.0
 
 
 def task_generator(seed: int, task_id: int) -> torch.Generator:
@@ -58,10 +63,13 @@ class Learner:
         planned_tasks: int,
         prune: PruneConfig | None = None,
         quantize: QuantizeConfig | None = None,
+        similarity: SimilarityConfig | None = None,
     ) -> None:
         self.cfg, self.seed, self.planned_tasks = cfg, seed, planned_tasks
         self.prune = prune or PruneConfig()
         self.quantize = quantize or QuantizeConfig()
+        self.similarity = similarity or SimilarityConfig()
+        self.feature_stats: list[FeatureStats] = []
         self.backbone_name, self.backbone_kwargs = backbone, dict(backbone_kwargs)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -108,11 +116,12 @@ class Learner:
         if t != self.num_tasks or t >= len(self.net.heads):
             raise ValueError(f"task {t} is out of order: {self.num_tasks} tasks finished")
         budgets = self.new_weight_budgets()
-        outcome = train_task(
-            self.net, t, train, val, self.cfg, task_generator(self.seed, t), budgets, progress
+        record = TaskRecord(t, TrainOutcome(-1, -1.0), {}, {}, {})
+        cfg, budgets = self._use_similarity(record, train, budgets)
+        record.outcome = train_task(
+            self.net, t, train, val, cfg, task_generator(self.seed, t), budgets, progress
         )
-        masks = select_masks(mask_selectors(self.net, self.cfg, budgets))
-        record = TaskRecord(t, outcome, {}, {}, {})
+        masks = select_masks(mask_selectors(self.net, cfg, budgets))
         generator = task_generator(self.seed, t)  # for the fine-tuning passes' batch order
         if self.prune.enabled:
             p = self.prune
@@ -144,7 +153,41 @@ class Learner:
                 record.own[name] = int(own.sum())
                 record.shared[name] = record.mask_size[name] - record.own[name]
         self.masks.append(masks)
+        if self.similarity.measure:  # task t's features under its own, now fixed, subnetwork
+            x = sample(train.x, self.similarity.sample, task_generator(self.seed, t))
+            self.feature_stats.append(feature_stats(self.net, t, masks, x))
         return record
+
+    def _use_similarity(
+        self, record: TaskRecord, train: Split, budgets: dict[str, int] | None
+    ) -> tuple[TrainConfig, dict[str, int] | None]:
+        """Measure task t's divergence from every finished task; if asked, start its scores
+        from the nearest task's mask and scale its capacity. Returns the settings to train with."""
+        s, cfg = self.similarity, self.cfg
+        if not (s.measure and self.feature_stats):
+            return cfg, budgets
+        x = sample(train.x, s.sample, task_generator(self.seed, record.task_id))
+        record.divergence = divergences(self.net, self.masks, self.feature_stats, x)
+        nearest = min(range(len(record.divergence)), key=record.divergence.__getitem__)
+        record.nearest = nearest
+        if s.share_from_nearest:
+            with torch.no_grad():
+                for name, layer in self.net.masked_layers().items():
+                    top = layer.scores.abs().max()
+                    mask = self.masks[nearest][name]
+                    layer.scores[mask] = torch.sign(layer.scores[mask]) * (top + layer.scores[
+                        mask].abs())
+        if s.adapt_capacity:
+            d = record.divergence[nearest]
+            scale = s.scale_near if d < s.near else s.scale_far if d > s.far else 1.0
+            record.capacity_scale = scale
+            cfg = dataclasses.replace(
+                cfg, keep_ratio=min(1.0, cfg.keep_ratio * scale),
+                layer_keep_ratio={k: min(1.0, v * scale) for k, v in cfg.layer_keep_ratio.items()},
+            )
+            if budgets is not None:
+                budgets = {k: int(v * scale) for k, v in budgets.items()}
+        return cfg, budgets
 
     def evaluate(self, task_id: int, split: Split) -> float:
         """Test accuracy of a finished task with its own mask M_t (invariant 4)."""
@@ -161,6 +204,7 @@ class Learner:
             "net": self.net.state_dict(),
             "masks": [{k: v.clone() for k, v in m.items()} for m in self.masks],
             "n_classes": list(self.n_classes),
+            "feature_stats": [(s.mean.clone(), s.var.clone()) for s in self.feature_stats],
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -170,3 +214,4 @@ class Learner:
         self.net.load_state_dict(state["net"])
         self.masks = [dict(m) for m in state["masks"]]
         self.n_classes = list(state["n_classes"])
+        self.feature_stats = [FeatureStats(m, v) for m, v in state.get("feature_stats", [])]
