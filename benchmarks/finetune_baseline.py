@@ -1,0 +1,74 @@
+"""The dense fine-tuning baseline: one unmasked network trained task after task (a head and,
+where the backbone has them, norms per task), nothing frozen. It shows what forgetting costs:
+its R matrix is measured exactly like TSN's (every earlier task re-tested after each task).
+
+    python benchmarks/finetune_baseline.py --scenario pmnist --data-dir ../shared/data/mnist
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+
+from tinysubnets import RunConfig
+from tinysubnets.learner.learner import task_generator
+from tinysubnets.learner.trainer import accuracy, make_optimizer
+from tinysubnets.metrics import average_accuracy, backward_transfer
+from tinysubnets.nn.backbones import TSNNetwork, build_backbone
+from tinysubnets.scenarios import BACKBONE_OF, build_scenario, iterate_batches
+
+
+def finetune_baseline(cfg: RunConfig, progress: bool = False) -> dict:
+    """R, ACC, BWT and time per task of dense fine-tuning on ``cfg``'s scenario."""
+    scenario = build_scenario(cfg)
+    name, kwargs = BACKBONE_OF[cfg.scenario]
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.seed)
+        net = TSNNetwork(build_backbone(name, **kwargs))
+    full = {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in net.masked_layers().items()}
+    R, times = [], []
+    for task in scenario.tasks:
+        t, start = task.task_id, time.perf_counter()
+        net.add_head(task.n_classes, task_generator(cfg.seed, t))
+        params = [m.weight for m in net.masked_layers().values()]
+        params += list(net.heads[t].parameters())
+        params += list(net.norms[t].parameters()) if net.norm_specs else []
+        optimizer = make_optimizer(params, cfg.train)
+        train, generator = task.split("train"), task_generator(cfg.seed, t)
+        net.train()
+        for _ in range(cfg.train.epochs):
+            for x, y in iterate_batches(train, cfg.train.batch_size, generator):
+                loss = F.cross_entropy(net(x, t, full), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        R.append([accuracy(net, j, full, scenario.tasks[j].split("test")) for j in range(t + 1)])
+        times.append(time.perf_counter() - start)
+        if progress:
+            print(f"fine-tuning: task {t} done, accuracies {[round(a, 2) for a in R[-1]]}")
+    return {"R": R, "acc": average_accuracy(R), "bwt": backward_transfer(R), "time_s": times}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="pmnist")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--tasks", type=int)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    overrides: dict = {"seed": args.seed, "data_dir": args.data_dir}
+    if args.tasks:
+        overrides["tasks"] = args.tasks
+    if args.epochs:
+        overrides["train"] = {"epochs": args.epochs}
+    cfg = RunConfig.for_scenario(args.scenario, **overrides)
+    print(json.dumps(finetune_baseline(cfg, progress=True), indent=2))
+
+
+if __name__ == "__main__":
+    main()
