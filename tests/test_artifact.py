@@ -157,10 +157,12 @@ def test_eval_from_the_file_alone_matches_the_run(trained, capsys) -> None:
 def test_eval_refuses_another_scenario_name(trained, tmp_path: Path, capsys) -> None:
     _, out, _, _, _ = trained
     data = _with_header((out / "model.tsn").read_bytes(),
-                        lambda h: h["scenario"].update(name="cifar10"))
+                        lambda h: h["scenario"].update(name="imagenet-1k"))
     (tmp_path / "m.tsn").write_bytes(data)
     assert main(["eval", str(tmp_path / "m.tsn")]) == 2
     assert "names no known scenario" in capsys.readouterr().err
+    assert main(["eval", str(out / "model.tsn"), "--scenario", "cifar10"]) == 2
+    assert "was trained on 'pmnist', not 'cifar10'" in capsys.readouterr().err
 
 
 def test_inspect_prints_capacity_per_task_and_layer(trained, capsys) -> None:

@@ -6,11 +6,13 @@ kind of damage must surface as one DataError that names the file and the expecte
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import pickle
 import struct
 import tarfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -648,3 +650,15 @@ def test_real_tiny_imagenet_archive(tmp_path: Path) -> None:
     assert train.images.shape == (200, 64, 64, 3) and val.images.shape == (200, 64, 64, 3)
     assert train.labels.tolist() == list(range(200))
     assert sorted(val.labels.tolist()) == list(range(200))  # every wnid has val images
+
+
+def test_archive_without_its_compressed_end_is_an_error(tmp_path: Path) -> None:
+    # All members intact but the gzip stream cut before its end: tarfile alone would accept it.
+    _write_pair(tmp_path / "mini")
+    archive = _tar_gz(tmp_path / "mini.tar.gz", tmp_path / "mini", "mini")
+    squeeze = zlib.compressobj(wbits=31)  # gzip format
+    raw = gzip.decompress(archive.read_bytes())
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(squeeze.compress(raw) + squeeze.flush(zlib.Z_SYNC_FLUSH))
+    with pytest.raises(DataError, match=r"cut.tar.gz is not a complete, readable tar archive"):
+        load_image_folder_archive(cut, "mini/train", use_cache=False)

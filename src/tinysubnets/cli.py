@@ -36,9 +36,28 @@ examples:
   tsn run --tasks 3 --epochs 2 --out runs/x   a quick run, kept in runs/x
   tsn run --resume runs/x                     continue runs/x from its last finished task
 
-Settings are read in this order, later wins: defaults, --config FILE.yaml, flags.
-The run folder gets config.yaml, results.json, accuracy_matrix.csv and checkpoint.pt.
+Settings are read in this order, later wins: defaults, the scenario's preset,
+--config FILE.yaml, flags. The run folder gets config.yaml, results.json,
+accuracy_matrix.csv, model.tsn, capacity.json and checkpoint.pt.
 """
+
+
+def _scenario_epilog() -> str:
+    from tinysubnets.config import PRESETS
+    from tinysubnets.scenarios import SPECS
+
+    lines = ["scenarios and their presets (tasks; epochs, batch, optimizer, lr, keep ratio):"]
+    for name, spec in SPECS.items():
+        p = PRESETS.get(name, {})
+        t = p.get("train", {})
+        lines.append(f"  {name:<14} {spec.summary}")
+        lines.append(
+            f"  {'':<14} preset: {p.get('tasks')} tasks; {t.get('epochs')} epochs, batch "
+            f"{t.get('batch_size')}, {t.get('optimizer')} lr {t.get('lr')}, keep "
+            f"{t.get('keep_ratio')}"
+        )
+    return "\n".join(lines) + "\n"
+
 
 # flag -> (config key inside "train" or at top level, type, help)
 _TRAIN_FLAGS = {
@@ -76,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         help="learn a scenario's tasks in sequence and measure them",
         description="Learn a scenario's tasks in sequence; re-test every earlier task after each.",
-        epilog=RUN_EPILOG,
+        epilog=RUN_EPILOG + "\n" + _scenario_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--scenario", choices=SCENARIOS, help="scenario to learn (default pmnist)")
@@ -86,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--download", action="store_true", default=None,
                    help="download the dataset (official mirrors, checksums verified)")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--datasets", metavar="A,B,...",
+                   help="five-datasets only: which datasets, in order (default: all five: "
+                   "cifar10,mnist,svhn,fashion-mnist,notmnist)")
     for key, (typ, text) in _TRAIN_FLAGS.items():
         p.add_argument(f"--{key.replace('_', '-')}", type=typ, dest=key, help=text)
     p.add_argument("--post-prune", action=argparse.BooleanOptionalAction, default=None,
@@ -139,7 +161,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
         base = preset(args.scenario or str(settings.get("scenario", "pmnist")))
     if settings:
         base = config_from_dict(settings, base, where=f"config file {args.config}")
-    top = {k: getattr(args, k) for k in ("scenario", "tasks", "seed", "download", "threads")}
+    top = {k: getattr(args, k)
+           for k in ("scenario", "tasks", "seed", "download", "threads", "datasets")}
     if args.data_dir is not None:
         top["data_dir"] = str(args.data_dir)
     train = {k: getattr(args, k) for k in _TRAIN_FLAGS}

@@ -58,6 +58,13 @@ def iter_archive(archive: Path, layout: str) -> Iterator[tuple[str, Callable[[],
                 if member.isfile():
                     read = functools.partial(_read_member, tar, member, archive, layout)
                     yield member_name(member.name), read
+            # tarfile stops quietly at a cut that falls between members, and its stream reader
+            # never checks that the compressed data ended: read to the end and ask.
+            while tar.fileobj.read(1 << 20):
+                pass
+            decompressor = getattr(tar.fileobj, "cmp", None)
+            if decompressor is not None and not getattr(decompressor, "eof", True):
+                raise EOFError("the compressed data ends before its end-of-stream marker")
     except FileNotFoundError:
         raise DataError(f"archive not found: {archive}; expected {layout}") from None
     except IsADirectoryError:

@@ -1,30 +1,99 @@
-"""Scenarios by name: an ordered sequence of tasks built from the data a user has."""
+"""Scenarios by name: an ordered sequence of tasks built from the data a user has, and the
+backbone the paper uses for each."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tinysubnets.config import RunConfig
 from tinysubnets.data import load_mnist, mnist_source
 from tinysubnets.errors import ConfigError
 from tinysubnets.scenarios.base import Scenario, Split, Task, iterate_batches
 from tinysubnets.scenarios.pmnist import permuted_mnist
+from tinysubnets.scenarios.sources import load_dataset
+from tinysubnets.scenarios.vision import class_split, one_task_per_dataset
 
-# scenario name -> (backbone name, backbone keyword arguments)
-BACKBONE_OF = {"pmnist": ("mlp", {"in_features": 784, "hidden": (100, 100)})}
-SCENARIOS = tuple(BACKBONE_OF)
+FIVE_DATASETS = ("cifar10", "mnist", "svhn", "fashion-mnist", "notmnist")
 
 
-def build_scenario(cfg: RunConfig) -> Scenario:
-    """The scenario ``cfg.scenario`` with ``cfg.tasks`` tasks, read from ``cfg.data_dir``."""
-    if cfg.scenario not in BACKBONE_OF:
-        raise ConfigError(f"unknown scenario {cfg.scenario!r}; known: {', '.join(SCENARIOS)}")
+@dataclass(frozen=True)
+class ScenarioSpec:
+    """A scenario's backbone (name, keyword arguments) and how its tasks are built."""
+
+    backbone: str
+    kwargs: dict[str, Any]
+    build: Callable[[RunConfig], Scenario]
+    summary: str
+
+
+def _pmnist(cfg: RunConfig) -> Scenario:
     data_dir = Path(cfg.data_dir) if cfg.data_dir else None
     train, test = load_mnist(data_dir, download=cfg.download)
     source = mnist_source(data_dir, download=cfg.download)
     return permuted_mnist(train, test, cfg.tasks, cfg.seed, cfg.val_fraction, source)
 
 
+def _split(dataset: str, per_task: int, size: int) -> Callable[[RunConfig], Scenario]:
+    def build(cfg: RunConfig) -> Scenario:
+        train, test, source = load_dataset(dataset, cfg.data_dir, cfg.seed)
+        return class_split(dataset, train, test, cfg.tasks, per_task, cfg.seed,
+                           cfg.val_fraction, source, size)
+
+    return build
+
+
+def five_datasets_of(cfg: RunConfig) -> tuple[str, ...]:
+    """The datasets a five-datasets run uses: ``cfg.datasets`` (comma-separated) or all five."""
+    names = tuple(n.strip() for n in cfg.datasets.split(",") if n.strip()) or FIVE_DATASETS
+    unknown = [n for n in names if n not in FIVE_DATASETS]
+    if unknown:
+        raise ConfigError(
+            f"five-datasets: unknown dataset(s) {', '.join(unknown)}; choose among "
+            f"{', '.join(FIVE_DATASETS)}"
+        )
+    return names
+
+
+def _five(cfg: RunConfig) -> Scenario:
+    names = five_datasets_of(cfg)
+    if cfg.tasks > len(names):
+        raise ConfigError(
+            f"five-datasets: {cfg.tasks} tasks asked but {len(names)} datasets chosen "
+            f"({', '.join(names)}); pass --tasks {len(names)}"
+        )
+    loaded = [(n, *load_dataset(n, cfg.data_dir, cfg.seed)) for n in names[: cfg.tasks]]
+    source = "; ".join(f"{n}: {src}" for n, _, _, src in loaded)
+    return one_task_per_dataset("five-datasets", [(n, tr, te) for n, tr, te, _ in loaded],
+                                cfg.seed, cfg.val_fraction, source)
+
+
+SPECS: dict[str, ScenarioSpec] = {
+    "pmnist": ScenarioSpec("mlp", {"in_features": 784, "hidden": (100, 100)}, _pmnist,
+                           "permuted MNIST, 10 classes per task, MLP 784-100-100"),
+    "cifar10": ScenarioSpec("alexnet", {}, _split("cifar10", 2, 32),
+                            "split CIFAR-10, 5 tasks x 2 classes, reduced AlexNet"),
+    "cifar100": ScenarioSpec("alexnet", {}, _split("cifar100", 10, 32),
+                             "split CIFAR-100, 10 tasks x 10 classes, reduced AlexNet"),
+    "five-datasets": ScenarioSpec("resnet18", {"nf": 20}, _five,
+                                  "5 datasets at 32x32x3, one task each, ResNet-18 nf 20"),
+    "tinyimagenet": ScenarioSpec("tinynet", {}, _split("tinyimagenet", 5, 64),
+                                 "TinyImageNet, 40 tasks x 5 classes, TinyNet"),
+}
+BACKBONE_OF = {name: (spec.backbone, spec.kwargs) for name, spec in SPECS.items()}
+SCENARIOS = tuple(SPECS)
+
+
+def build_scenario(cfg: RunConfig) -> Scenario:
+    """The scenario ``cfg.scenario`` with ``cfg.tasks`` tasks, read from ``cfg.data_dir``."""
+    if cfg.scenario not in SPECS:
+        raise ConfigError(f"unknown scenario {cfg.scenario!r}; known: {', '.join(SCENARIOS)}")
+    return SPECS[cfg.scenario].build(cfg)
+
+
 __all__ = [
-    "BACKBONE_OF", "SCENARIOS", "Scenario", "Split", "Task", "build_scenario", "iterate_batches",
+    "BACKBONE_OF", "FIVE_DATASETS", "SCENARIOS", "SPECS", "Scenario", "Split", "Task",
+    "build_scenario", "iterate_batches",
 ]
