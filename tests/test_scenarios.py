@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from tinysubnets import RunConfig, load, run
+from tinysubnets.cli import main
 from tinysubnets.data import write_idx
 from tinysubnets.errors import ConfigError, DataError
 from tinysubnets.scenarios import build_scenario
@@ -68,7 +69,7 @@ def test_split_cifar10_from_an_imagefolder_archive(tmp_path: Path) -> None:
     assert not torch.equal(other.tasks[0].split("test").x, scenario.tasks[0].split("test").x)
 
 
-def test_five_datasets_two_tasks_end_to_end(tmp_path: Path) -> None:
+def test_five_datasets_two_tasks_end_to_end(tmp_path: Path, capsys) -> None:
     _idx_dataset(tmp_path / "mnist", 120, 40, seed=1)
     _idx_dataset(tmp_path / "notmnist", 0, 150, seed=2, t10k_only=True)
     cfg = RunConfig.for_scenario(
@@ -85,6 +86,9 @@ def test_five_datasets_two_tasks_end_to_end(tmp_path: Path) -> None:
     for t in range(2):
         assert torch.equal(model.logits(x, t), learner.logits(x, t))
     assert model.capacity.parts["norms"] > 0
+    # the file alone, with the data folder: the same accuracies (its datasets are recorded)
+    assert main(["eval", str(tmp_path / "run" / "model.tsn"), "--data-dir", str(tmp_path)]) == 0
+    assert f"ACC {result.acc:.2f} over 2 tasks" in capsys.readouterr().out
 
 
 def test_missing_datasets_say_what_to_put_where(tmp_path: Path) -> None:

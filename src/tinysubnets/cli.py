@@ -225,7 +225,7 @@ def _eval(args: argparse.Namespace, console: Console) -> int:
             f"{args.model} was trained on {info['name']!r}, not {args.scenario!r}: its tasks "
             "would be tested on the wrong data"
         )
-    settings = {k: info[k] for k in ("seed", "val_fraction") if k in info}
+    settings = {k: info[k] for k in ("seed", "val_fraction", "datasets") if k in info}
     cfg = RunConfig.for_scenario(
         name, tasks=model.num_tasks, download=args.download,
         data_dir=None if args.data_dir is None else str(args.data_dir), **settings,

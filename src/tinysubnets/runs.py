@@ -153,7 +153,7 @@ def scenario_info(cfg: RunConfig, scenario: Scenario) -> dict[str, Any]:
     """What a model file records of its scenario, so `tsn eval` can rebuild the test splits."""
     return {
         "name": cfg.scenario, "seed": cfg.seed, "tasks": cfg.tasks,
-        "val_fraction": cfg.val_fraction, "data": scenario.source,
+        "val_fraction": cfg.val_fraction, "datasets": cfg.datasets, "data": scenario.source,
     }
 
 
