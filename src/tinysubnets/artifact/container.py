@@ -89,7 +89,7 @@ def unpack(data: bytes, source: str) -> tuple[dict[str, Any], list[bytes]]:
     pos, end = _PREFIX.size + header_size, len(data) - CHECKSUM_BYTES
     sections = []
     for i, size in enumerate(header.pop("sections")):
-        if not (_is_int(size) and size >= 0):
+        if not is_int(size):
             raise DataError(f"{source}: entry {i} of the section table is not a size: {size!r}")
         if pos + size > end:
             raise DataError(f"{source}: section {i} ({size} bytes) runs past the end of the file")
@@ -100,5 +100,6 @@ def unpack(data: bytes, source: str) -> tuple[dict[str, Any], list[bytes]]:
     return header, sections
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def is_int(value: object, low: int = 0) -> bool:
+    """A JSON integer (not a bool) of at least ``low``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low

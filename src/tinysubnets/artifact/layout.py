@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinysubnets.nn.backbones import HEAD
+
 SectionKey = tuple[str, str, int | None, str | None]  # name, part, task, layer
 
 
@@ -27,7 +29,6 @@ def owners_from_masks(masks: list[np.ndarray]) -> np.ndarray:
     return owner
 
 
-HEAD = "head"  # the block name of a task's head, beside its layers' names
 
 
 def block_names(task: int, block: str) -> tuple[str, str]:

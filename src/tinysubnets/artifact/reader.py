@@ -16,9 +16,8 @@ import numpy as np
 import torch
 
 from tinysubnets.artifact.capacity import ModelCapacity, measure
-from tinysubnets.artifact.container import Section, overhead_bytes, unpack
+from tinysubnets.artifact.container import Section, is_int, overhead_bytes, unpack
 from tinysubnets.artifact.layout import (
-    HEAD,
     NORM_STATE,
     block_names,
     expected_sections,
@@ -28,7 +27,13 @@ from tinysubnets.artifact.model import CompressedModel
 from tinysubnets.compression.mask_coding import decode_masks
 from tinysubnets.compression.value_coding import ValueBlock, check_block, decode_values
 from tinysubnets.errors import DataError, TSNError
-from tinysubnets.nn.backbones import BACKBONES, TSNNetwork, build_backbone
+from tinysubnets.nn.backbones import (
+    BACKBONES,
+    HEAD,
+    TSNNetwork,
+    build_backbone,
+    set_head_values,
+)
 
 MAX_BACKBONE_WEIGHTS = 1 << 30  # a forged header must not make us allocate without bound
 
@@ -44,8 +49,8 @@ class ParsedModel:
     capacity: ModelCapacity
 
 
-def _is_int(value: object, low: int = 0) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+def _label(t: int, block: str) -> str:
+    return f"task {t}, head" if block == HEAD else f"task {t}, layer {block}"
 
 
 def _meta_backbone(source: str, spec: object) -> torch.nn.Module:
@@ -90,15 +95,14 @@ def parse(data: bytes, source: str) -> ParsedModel:
         blocks = task.get("blocks") if isinstance(task, dict) else None
         if not (
             isinstance(blocks, dict)
-            and _is_int(task.get("classes"), 1)
+            and is_int(task.get("classes"), 1)
             and set(blocks) == {*built, HEAD}
-            and all(isinstance(b, list) and len(b) == 3 and all(_is_int(v) for v in b)
+            and all(isinstance(b, list) and len(b) == 3 and all(is_int(v) for v in b)
                     for b in blocks.values())
         ):
             raise DataError(f"{source}: the header's entry for task {t} is malformed: {task!r}")
         for name, (bits, k, coding) in blocks.items():
-            label = f"task {t}, head" if name == HEAD else f"task {t}, layer {name}"
-            check_block(bits, k, coding, f"{source}: {label}")
+            check_block(bits, k, coding, f"{source}: {_label(t, name)}")
     if not isinstance(header.get("scenario", {}), dict):
         raise DataError(f"{source}: the header's scenario is not a mapping")
     expected = expected_sections(list(built), len(tasks), bool(net.norm_specs))
@@ -123,8 +127,7 @@ def _block(parsed: ParsedModel, t: int, name: str, n: int) -> np.ndarray:
     codebook, codes = block_names(t, name)
     sections = parsed.sections
     block = ValueBlock(bits, k, sections[codebook].data, sections[codes].data, coding)
-    label = f"task {t}, head" if name == HEAD else f"task {t}, layer {name}"
-    return decode_values(block, n, f"{parsed.source}: {label}")
+    return decode_values(block, n, f"{parsed.source}: {_label(t, name)}")
 
 
 def decode(parsed: ParsedModel) -> CompressedModel:
@@ -157,10 +160,7 @@ def decode(parsed: ParsedModel) -> CompressedModel:
     for t, task in enumerate(tasks):
         n_weight = task["classes"] * backbone.out_features
         values = torch.from_numpy(_block(parsed, t, HEAD, n_weight + task["classes"]))
-        head = net.add_head(task["classes"], generator)
-        with torch.no_grad():
-            head.weight.copy_(values[:n_weight].view_as(head.weight))
-            head.bias.copy_(values[n_weight:])
+        set_head_values(net.add_head(task["classes"], generator), values)
     for t in range(T if net.norm_specs else 0):
         _load_norms(parsed, net, t)
     net.eval()

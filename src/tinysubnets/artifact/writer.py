@@ -11,13 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from tinysubnets import __version__
 from tinysubnets.artifact.capacity import ModelCapacity
 from tinysubnets.artifact.container import Section, pack
 from tinysubnets.artifact.layout import (
-    HEAD,
     NORM_STATE,
     block_names,
     expected_sections,
@@ -27,6 +25,7 @@ from tinysubnets.atomic import write_bytes
 from tinysubnets.compression.mask_coding import encode_masks
 from tinysubnets.compression.value_coding import ValueBlock, encode_values
 from tinysubnets.learner.learner import Learner
+from tinysubnets.nn.backbones import HEAD, head_values
 
 MODEL_FILE = "model.tsn"
 
@@ -53,8 +52,7 @@ def model_bytes(learner: Learner, scenario: dict[str, Any] | None = None) -> byt
             blocks[t, name] = encode_values(frozen[owner == t])
     for t in range(T):
         head = net.heads[t]
-        values = torch.cat([head.weight.detach().ravel(), head.bias.detach().ravel()])
-        blocks[t, HEAD] = encode_values(values.cpu().numpy())
+        blocks[t, HEAD] = encode_values(head_values(head).cpu().numpy())
     for (t, name), block in blocks.items():
         tasks[t]["blocks"][name] = [block.bits, block.centroids, block.coding]
     payload = {}

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tinysubnets.compression.quantize import HEAD, Block
+from tinysubnets.compression.quantize import Block
 from tinysubnets.learner.trainer import accuracy
-from tinysubnets.nn.backbones import TSNNetwork
+from tinysubnets.nn.backbones import HEAD, TSNNetwork, head_values
 from tinysubnets.scenarios.base import Split, iterate_batches
 
 
@@ -105,7 +105,6 @@ def finetune_codebooks(
 def _current(net: TSNNetwork, task_id: int, block: Block) -> Tensor:
     """The block's values as they are now (quantized)."""
     if block.positions is None:
-        head = net.heads[task_id]
-        return torch.cat([head.weight.detach().ravel(), head.bias.detach().ravel()])
+        return head_values(net.heads[task_id])
     layer = dict(net.masked_layers())[block.name]
     return layer.weight.detach().view(-1)[block.positions]

@@ -23,10 +23,8 @@ from torch import Tensor
 
 from tinysubnets.compression.kmeans import kmeans_1d
 from tinysubnets.learner.trainer import accuracy
-from tinysubnets.nn.backbones import TSNNetwork
+from tinysubnets.nn.backbones import HEAD, TSNNetwork, head_values, set_head_values
 from tinysubnets.scenarios.base import Split
-
-HEAD = "head"  # the block name of the task's head, beside its layers' names
 
 
 @dataclass
@@ -66,14 +64,7 @@ def own_blocks(net: TSNNetwork, task_id: int, masks: dict[str, Tensor], head: bo
             blocks.append(Block(name, flat[positions].clone(), write, positions))
     if head:
         h = net.heads[task_id]
-        n = h.weight.numel()
-
-        def write_head(v: Tensor) -> None:
-            h.weight.data.copy_(v[:n].view_as(h.weight))
-            h.bias.data.copy_(v[n:])
-
-        original = torch.cat([h.weight.detach().ravel(), h.bias.detach().ravel()]).clone()
-        blocks.append(Block(HEAD, original, write_head))
+        blocks.append(Block(HEAD, head_values(h).clone(), lambda v: set_head_values(h, v)))
     return blocks
 
 

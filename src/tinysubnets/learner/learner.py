@@ -117,7 +117,10 @@ class Learner:
             raise ValueError(f"task {t} is out of order: {self.num_tasks} tasks finished")
         budgets = self.new_weight_budgets()
         record = TaskRecord(t, TrainOutcome(-1, -1.0), {}, {}, {})
-        cfg, budgets = self._use_similarity(record, train, budgets)
+        # One sample of task t's images serves both sides of the KL step: its divergence from
+        # earlier tasks now, its own feature statistics once its subnetwork is fixed.
+        x_sample = sample(train.x, self.similarity.sample, task_generator(self.seed, t))
+        cfg, budgets = self._use_similarity(record, x_sample, budgets)
         record.outcome = train_task(
             self.net, t, train, val, cfg, task_generator(self.seed, t), budgets, progress
         )
@@ -154,20 +157,18 @@ class Learner:
                 record.shared[name] = record.mask_size[name] - record.own[name]
         self.masks.append(masks)
         if self.similarity.measure:  # task t's features under its own, now fixed, subnetwork
-            x = sample(train.x, self.similarity.sample, task_generator(self.seed, t))
-            self.feature_stats.append(feature_stats(self.net, t, masks, x))
+            self.feature_stats.append(feature_stats(self.net, t, masks, x_sample))
         return record
 
     def _use_similarity(
-        self, record: TaskRecord, train: Split, budgets: dict[str, int] | None
+        self, record: TaskRecord, x_sample: Tensor, budgets: dict[str, int] | None
     ) -> tuple[TrainConfig, dict[str, int] | None]:
         """Measure task t's divergence from every finished task; if asked, start its scores
         from the nearest task's mask and scale its capacity. Returns the settings to train with."""
         s, cfg = self.similarity, self.cfg
         if not (s.measure and self.feature_stats):
             return cfg, budgets
-        x = sample(train.x, s.sample, task_generator(self.seed, record.task_id))
-        record.divergence = divergences(self.net, self.masks, self.feature_stats, x)
+        record.divergence = divergences(self.net, self.masks, self.feature_stats, x_sample)
         nearest = min(range(len(record.divergence)), key=record.divergence.__getitem__)
         record.nearest = nearest
         if s.share_from_nearest:

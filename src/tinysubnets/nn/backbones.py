@@ -33,8 +33,7 @@ class MLP(nn.Module):
         self.out_features = sizes[-1]
         self.input_shape = (in_features,)  # images are flattened: any shape with this many pixels
 
-    def forward(self, x: Tensor, weights: dict[str, Tensor],
-                norms: dict[str, nn.Module] | None = None) -> Tensor:
+    def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
         x = x.flatten(1)
         for name in self.layer_names:
             x = F.relu(getattr(self, name)(x, weights[name]))
@@ -51,6 +50,22 @@ def build_backbone(name: str, **kwargs: object) -> nn.Module:
     if name not in BACKBONES:
         raise ConfigError(f"unknown backbone {name!r}; known: {', '.join(sorted(BACKBONES))}")
     return BACKBONES[name](**kwargs)
+
+
+HEAD = "head"  # a task's head as a block of values, beside its layers' names (quantization, file)
+
+
+def head_values(head: nn.Linear) -> Tensor:
+    """A head's values, weight then bias, flat: the order quantization and the model file use."""
+    return torch.cat([head.weight.detach().ravel(), head.bias.detach().ravel()])
+
+
+@torch.no_grad()
+def set_head_values(head: nn.Linear, values: Tensor) -> None:
+    """Inverse of `head_values`."""
+    n = head.weight.numel()
+    head.weight.copy_(values[:n].view_as(head.weight))
+    head.bias.copy_(values[n:])
 
 
 def check_task_id(task_id: object, num_tasks: int) -> None:
