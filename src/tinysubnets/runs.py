@@ -219,6 +219,7 @@ def run(
         if out is not None:
             write_bytes(out / MODEL_FILE, data)
         result.model = parse(data, MODEL_FILE).capacity.to_dict()
+        info["phase_s"]["evaluate"] = time.perf_counter() - trained  # re-tests, model file
         info["model"] = {k: result.model[k] for k in ("file_bytes", "total_pct", "parts_pct")}
         result.tasks.append(info)
         bar.set_postfix(acc=f"{sum(row) / len(row):.2f}", last=f"{row[-1]:.2f}")

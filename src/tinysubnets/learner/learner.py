@@ -8,7 +8,8 @@ weights O_t = M_t minus C_{t-1}) are frozen with owner t.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -44,11 +45,26 @@ class TaskRecord:
     divergence: list[float] | None = None  # KL(task t ‖ task j) for j < t, before training
     nearest: int | None = None
     capacity_scale: float = 1.0
+    # Wall time of each phase (the paper's Table 4): similarity, train, prune (with its
+    # retraining), quantize (with codebook fine-tuning), consolidate.
+    phase_s: dict[str, float] = field(default_factory=dict)
 
 
 def task_generator(seed: int, task_id: int) -> torch.Generator:
     """A generator seeded by (run seed, task): a resumed run draws the same numbers."""
     return torch.Generator().manual_seed(seed * 1_000_003 + task_id)
+
+
+class _PhaseClock:
+    """Adds the wall time since the last lap to ``phases[name]``."""
+
+    def __init__(self, phases: dict[str, float]) -> None:
+        self.phases, self.last = phases, time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.phases[name] = self.phases.get(name, 0.0) + now - self.last
+        self.last = now
 
 
 class Learner:
@@ -117,13 +133,16 @@ class Learner:
             raise ValueError(f"task {t} is out of order: {self.num_tasks} tasks finished")
         budgets = self.new_weight_budgets()
         record = TaskRecord(t, TrainOutcome(-1, -1.0), {}, {}, {})
+        clock = _PhaseClock(record.phase_s)
         # One sample of task t's images serves both sides of the KL step: its divergence from
         # earlier tasks now, its own feature statistics once its subnetwork is fixed.
         x_sample = sample(train.x, self.similarity.sample, task_generator(self.seed, t))
         cfg, budgets = self._use_similarity(record, x_sample, budgets)
+        clock.lap("similarity")
         record.outcome = train_task(
             self.net, t, train, val, cfg, task_generator(self.seed, t), budgets, progress
         )
+        clock.lap("train")
         masks = select_masks(mask_selectors(self.net, cfg, budgets))
         generator = task_generator(self.seed, t)  # for the fine-tuning passes' batch order
         if self.prune.enabled:
@@ -136,6 +155,7 @@ class Learner:
                     self.net, t, masks, own_blocks(self.net, t, masks, head=True), train, val,
                     p.retrain_epochs, p.retrain_lr, self.cfg.batch_size, generator,
                 )
+            clock.lap("prune")
         if self.quantize.enabled:
             q = self.quantize
 
@@ -149,6 +169,7 @@ class Learner:
                 self.net, t, masks, val, q.b_min, q.b_max, q.threshold, q.heads,
                 finetune if q.finetune_epochs else None,
             )
+            clock.lap("quantize")
         with torch.no_grad():
             for name, layer in self.net.masked_layers().items():
                 own = layer.consolidate(masks[name], t)
@@ -158,6 +179,7 @@ class Learner:
         self.masks.append(masks)
         if self.similarity.measure:  # task t's features under its own, now fixed, subnetwork
             self.feature_stats.append(feature_stats(self.net, t, masks, x_sample))
+        clock.lap("consolidate")
         return record
 
     def _use_similarity(

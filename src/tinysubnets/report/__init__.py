@@ -1,0 +1,1 @@
+"""Reports from run folders: the paper's tables and figures, FLOPs and bit-operations."""
