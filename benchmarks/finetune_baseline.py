@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from tinysubnets import RunConfig
+from tinysubnets.device import resolve_device
 from tinysubnets.learner.learner import task_generator
 from tinysubnets.learner.trainer import accuracy, make_optimizer
 from tinysubnets.metrics import average_accuracy, backward_transfer
@@ -26,9 +27,10 @@ def finetune_baseline(cfg: RunConfig, progress: bool = False) -> dict:
     """R, ACC, BWT and time per task of dense fine-tuning on ``cfg``'s scenario."""
     scenario = build_scenario(cfg)
     name, kwargs = BACKBONE_OF[cfg.scenario]
+    device = resolve_device(cfg.device)
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
-        net = TSNNetwork(build_backbone(name, **kwargs))
+        net = TSNNetwork(build_backbone(name, **kwargs)).to(device)
     full = {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in net.masked_layers().items()}
     R, times = [], []
     for task in scenario.tasks:
@@ -38,7 +40,7 @@ def finetune_baseline(cfg: RunConfig, progress: bool = False) -> dict:
         params += list(net.heads[t].parameters())
         params += list(net.norms[t].parameters()) if net.norm_specs else []
         optimizer = make_optimizer(params, cfg.train)
-        train, generator = task.split("train"), task_generator(cfg.seed, t)
+        train, generator = task.split("train").to(device), task_generator(cfg.seed, t)
         net.train()
         for _ in range(cfg.train.epochs):
             for x, y in iterate_batches(train, cfg.train.batch_size, generator):
@@ -46,7 +48,8 @@ def finetune_baseline(cfg: RunConfig, progress: bool = False) -> dict:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-        R.append([accuracy(net, j, full, scenario.tasks[j].split("test")) for j in range(t + 1)])
+        R.append([accuracy(net, j, full, scenario.tasks[j].split("test").to(device))
+                  for j in range(t + 1)])
         times.append(time.perf_counter() - start)
         if progress:
             print(f"fine-tuning: task {t} done, accuracies {[round(a, 2) for a in R[-1]]}")
@@ -60,8 +63,11 @@ def main() -> None:
     parser.add_argument("--tasks", type=int)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--datasets", default="", help="five-datasets: which ones")
     args = parser.parse_args()
-    overrides: dict = {"seed": args.seed, "data_dir": args.data_dir}
+    overrides: dict = {"seed": args.seed, "data_dir": args.data_dir, "device": args.device,
+                       "datasets": args.datasets}
     if args.tasks:
         overrides["tasks"] = args.tasks
     if args.epochs:

@@ -93,9 +93,11 @@ def quantize_task(
 
     def quantized(name: str, bits: int) -> tuple[Tensor, Tensor]:
         if (name, bits) not in cache:
-            codebook, codes = kmeans_1d(blocks[name].original.numpy(), bits)
-            cache[name, bits] = torch.from_numpy(codebook.centroids), torch.from_numpy(
-                codes.astype("int64")
+            original = blocks[name].original
+            codebook, codes = kmeans_1d(original.cpu().numpy(), bits)
+            cache[name, bits] = (
+                torch.from_numpy(codebook.centroids).to(original.device),
+                torch.from_numpy(codes.astype("int64")).to(original.device),
             )
         return cache[name, bits]
 

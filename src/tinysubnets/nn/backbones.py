@@ -101,17 +101,19 @@ class TSNNetwork(nn.Module):
     def add_head(self, n_classes: int, generator: torch.Generator) -> nn.Linear:
         """Append a head for the next task, initialised from ``generator`` (seeded per task)."""
         # Built on "meta" and then filled: nn.Linear's own init would draw from the global RNG.
+        # Filled on the host (where the generator lives), so any device gets the same values.
         head = nn.Linear(self.backbone.out_features, n_classes, device="meta").to_empty(
-            device=self.heads[0].weight.device if len(self.heads) else "cpu"
+            device="cpu"
         )
         bound = 1.0 / math.sqrt(head.in_features)
         with torch.no_grad():
             head.weight.uniform_(-bound, bound, generator=generator)
             head.bias.uniform_(-bound, bound, generator=generator)
-        self.heads.append(head)
+        device = next(self.backbone.parameters()).device
+        self.heads.append(head.to(device))
         if self.norm_specs:
-            self.norms.append(make_norms(self.norm_specs).to(head.weight.device))
-        return head
+            self.norms.append(make_norms(self.norm_specs).to(device))
+        return self.heads[-1]
 
     def check_input(self, x: Tensor) -> None:
         """Raise ShapeError unless ``x`` is a batch the backbone takes (before torch would)."""

@@ -60,12 +60,32 @@ def _select(magnitude: np.ndarray, groups: list[tuple[np.ndarray | None, int, in
     return mask
 
 
+def _select_on_device(scores: Tensor, groups: list[tuple[Tensor | None, int, int]]) -> Tensor:
+    """`_select` with ``torch.topk``, for scores on an accelerator: copying them to the host at
+    every step would cost more than the step. Exactly k per group, like the host path."""
+    magnitude = scores.detach().abs().reshape(-1)
+    mask = torch.zeros(magnitude.shape, dtype=torch.bool, device=magnitude.device)
+    for allowed, k, n_allowed in groups:
+        if k <= 0:
+            continue
+        if k >= n_allowed:
+            mask |= True if allowed is None else allowed
+        else:
+            values = magnitude if allowed is None else torch.where(allowed, magnitude, -1.0)
+            mask[torch.topk(values, k, sorted=False).indices] = True
+    return mask.view(scores.shape)
+
+
 def topk_mask(scores: Tensor, k: int, allowed: Tensor | None = None) -> Tensor:
     """Boolean mask of the k largest |scores| (restricted to ``allowed`` positions if given)."""
+    if scores.device.type != "cpu":
+        flat_t = None if allowed is None else allowed.reshape(-1)
+        count = scores.numel() if flat_t is None else int(flat_t.sum())
+        return _select_on_device(scores, [(flat_t, k, count)])
     flat = None if allowed is None else allowed.detach().cpu().numpy().reshape(-1)
     count = scores.numel() if flat is None else int(flat.sum())
     mask = _select(_magnitude(scores), [(flat, k, count)])
-    return torch.from_numpy(mask).view(scores.shape).to(scores.device)
+    return torch.from_numpy(mask).view(scores.shape)
 
 
 class MaskSelector:
@@ -96,8 +116,15 @@ class MaskSelector:
 
     def __call__(self) -> Tensor:
         scores = self.layer.scores
+        if scores.device.type != "cpu":
+            if not hasattr(self, "_device_groups"):
+                self._device_groups = [
+                    (None if a is None else torch.from_numpy(a).to(scores.device), k, n)
+                    for a, k, n in self.groups
+                ]
+            return _select_on_device(scores, self._device_groups)
         mask = _select(_magnitude(scores), self.groups)
-        return torch.from_numpy(mask).view(scores.shape).to(scores.device)
+        return torch.from_numpy(mask).view(scores.shape)
 
 
 class _MaskedWeight(torch.autograd.Function):

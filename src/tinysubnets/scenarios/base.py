@@ -20,6 +20,12 @@ class Split:
     def __len__(self) -> int:
         return len(self.y)
 
+    def to(self, device: torch.device | str) -> Split:
+        """The split on ``device`` (itself when it is there already)."""
+        if self.x.device == torch.device(device):
+            return self
+        return Split(self.x.to(device), self.y.to(device))
+
 
 @dataclass(frozen=True)
 class Task:
