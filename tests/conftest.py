@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import struct
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from tinysubnets import RunConfig
+from tinysubnets.artifact.container import CHECKSUM_BYTES
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -22,3 +28,18 @@ def tiny_config(**train: object) -> RunConfig:
     """3 permuted-MNIST tasks on the embedded subset, a few epochs: seconds per run."""
     settings = {"epochs": 2, "batch_size": 128, **train}
     return RunConfig.for_scenario("pmnist", tasks=3, seed=7, train=settings)
+
+
+def rechecksum(data: bytes) -> bytes:
+    """A model file's bytes with a valid checksum again (to reach the checks behind it)."""
+    body = data[:-CHECKSUM_BYTES]
+    return body + hashlib.sha256(body).digest()
+
+
+def with_header(data: bytes, edit: Callable[[dict[str, Any]], object]) -> bytes:
+    """The file with its JSON header changed by ``edit`` (a valid checksum again)."""
+    size = struct.unpack_from("<I", data, 10)[0]
+    header = json.loads(data[14 : 14 + size])
+    edit(header)
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return rechecksum(data[:10] + struct.pack("<I", len(head)) + head + data[14 + size :])

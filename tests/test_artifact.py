@@ -4,7 +4,6 @@ DataError (never a traceback from numpy or torch, never a partial file)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import rechecksum, tiny_config, with_header
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -56,20 +55,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
 def _inputs(cfg) -> torch.Tensor:
     x = build_scenario(cfg).tasks[0].split("test").x[:200]
     return torch.cat([x, torch.randn(56, 784, generator=torch.Generator().manual_seed(5))])
-
-
-def _rechecksum(data: bytes) -> bytes:
-    body = data[:-CHECKSUM_BYTES]
-    return body + hashlib.sha256(body).digest()
-
-
-def _with_header(data: bytes, edit) -> bytes:
-    """The file with its JSON header changed by ``edit`` (a valid checksum again)."""
-    size = struct.unpack_from("<I", data, 10)[0]
-    header = json.loads(data[14 : 14 + size])
-    edit(header)
-    head = json.dumps(header, separators=(",", ":")).encode()
-    return _rechecksum(data[:10] + struct.pack("<I", len(head)) + head + data[14 + size :])
 
 
 # --- the promises ---------------------------------------------------------------------------
@@ -156,7 +141,7 @@ def test_eval_from_the_file_alone_matches_the_run(trained, capsys) -> None:
 
 def test_eval_refuses_another_scenario_name(trained, tmp_path: Path, capsys) -> None:
     _, out, _, _, _ = trained
-    data = _with_header((out / "model.tsn").read_bytes(),
+    data = with_header((out / "model.tsn").read_bytes(),
                         lambda h: h["scenario"].update(name="imagenet-1k"))
     (tmp_path / "m.tsn").write_bytes(data)
     assert main(["eval", str(tmp_path / "m.tsn")]) == 2
@@ -187,13 +172,13 @@ def test_bad_files_fail_with_clear_messages(trained, tmp_path: Path, capsys) -> 
         "tiny": (good[:20], "truncated"),
         "foreign": (b"\x89PNG\r\n\x1a\n" + bytes(100), "not a tinysubnets model file"),
         "flipped": (good[:200] + bytes([good[200] ^ 4]) + good[201:], "checksum mismatch"),
-        "version": (_rechecksum(good[:8] + struct.pack("<H", 9) + good[10:]),
+        "version": (rechecksum(good[:8] + struct.pack("<H", 9) + good[10:]),
                     "unknown format version 9"),
-        "bits": (_with_header(good, lambda h: h["tasks"][1]["blocks"]["fc1"].__setitem__(0, 17)),
+        "bits": (with_header(good, lambda h: h["tasks"][1]["blocks"]["fc1"].__setitem__(0, 17)),
                  "task 1, layer fc1: bit-width 17 is outside"),
-        "backbone": (_with_header(good, lambda h: h["backbone"].update(name="vgg")),
+        "backbone": (with_header(good, lambda h: h["backbone"].update(name="vgg")),
                      "unknown backbone 'vgg'"),
-        "section": (_with_header(good, lambda h: h["sections"].pop(2)), "section"),
+        "section": (with_header(good, lambda h: h["sections"].pop(2)), "section"),
     }
     for name, (data, message) in cases.items():
         path = tmp_path / f"{name}.tsn"
@@ -217,17 +202,17 @@ def test_fuzzed_files_raise_data_error_only(trained, data: st.DataObject) -> Non
         blob = data.draw(st.binary(max_size=400))
         blob = data.draw(st.sampled_from([blob, b"TSNMODEL" + blob, good[:14] + blob]))
     elif kind == "cut":
-        blob = _rechecksum(good[: data.draw(st.integers(14, len(good) - CHECKSUM_BYTES))])
+        blob = rechecksum(good[: data.draw(st.integers(14, len(good) - CHECKSUM_BYTES))])
     elif kind == "header":  # the JSON header itself garbled, checksum made valid again
         size = struct.unpack_from("<I", good, 10)[0]
         at = data.draw(st.integers(14, 14 + size - 1))
-        blob = _rechecksum(good[:at] + bytes([data.draw(st.integers(0, 255))]) + good[at + 1 :])
+        blob = rechecksum(good[:at] + bytes([data.draw(st.integers(0, 255))]) + good[at + 1 :])
     else:
         flips = data.draw(st.lists(st.integers(0, 8 * len(good) - 1), min_size=1, max_size=4))
         out_bytes = bytearray(good)
         for bit in flips:
             out_bytes[bit // 8] ^= 0x80 >> (bit % 8)
-        blob = bytes(out_bytes) if kind == "flip" else _rechecksum(bytes(out_bytes))
+        blob = bytes(out_bytes) if kind == "flip" else rechecksum(bytes(out_bytes))
     try:
         model = decode(parse(blob, "fuzzed"))
     except DataError:

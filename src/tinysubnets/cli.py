@@ -18,7 +18,7 @@ from tinysubnets.config import (
     preset,
     read_config_file,
 )
-from tinysubnets.errors import TSNError
+from tinysubnets.errors import ConfigError, TSNError
 from tinysubnets.runs import resolved_config, run
 from tinysubnets.scenarios import SCENARIOS
 
@@ -105,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--download", action="store_true", default=None,
                    help="download the dataset (official mirrors, checksums verified)")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--device", metavar="DEV",
+                   help="where to compute: cpu (default), cuda, cuda:N, or auto (a GPU if any)")
     p.add_argument("--datasets", metavar="A,B,...",
                    help="five-datasets only: which datasets, in order (default: all five: "
                    "cifar10,mnist,svhn,fashion-mnist,notmnist)")
@@ -122,6 +124,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="largest validation accuracy drop quantization may cause")
     p.add_argument("--b-min", type=int, metavar="BITS", help="bit-width the search starts at")
     p.add_argument("--b-max", type=int, metavar="BITS", help="largest bit-width (at most 16)")
+    p.add_argument("--replay-per-task", type=int, metavar="M",
+                   help="keep M reservoir-sampled training samples of each task in model.tsn "
+                   "(a replay memory, counted in capacity; default 0 = none)")
     p.add_argument("--layer-keep-ratio", type=_layer_ratio, action="append", metavar="LAYER=C",
                    help="keep ratio of one layer, e.g. fc1=0.1 (repeatable)")
     p.add_argument("--config", type=Path, help="YAML file of settings (keys as in config.yaml)")
@@ -142,6 +147,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", type=Path, help="folder with the dataset's standard files")
     e.add_argument("--download", action="store_true", help="download the dataset")
     e.add_argument("--threads", type=int, help="CPU threads for torch")
+    e.add_argument("--device", default="cpu", metavar="DEV",
+                   help="where to compute: cpu (default), cuda, cuda:N, or auto")
 
     i = sub.add_parser(
         "inspect", help="print a model file's capacity per part, task and layer",
@@ -150,6 +157,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     i.add_argument("model", type=Path, metavar="MODEL.tsn")
     i.add_argument("--json", action="store_true", help="print the capacity as JSON")
+
+    r = sub.add_parser(
+        "report", help="write report.md, PNG figures and results_long.csv for run folders",
+        description="Tables (ACC/BWT/FWT, capacity by part, compression and time per task, the\n"
+        "accuracy matrix, FLOPs and bit-operations, accuracy with 4/8/16-bit activations) and\n"
+        "PNG figures of one run, or of several side by side (ablations), and results_long.csv:\n"
+        "one row per (trained task, tested task) pair of every run.",
+        epilog="examples:\n  tsn report runs/pmnist-s0                  into runs/pmnist-s0\n"
+        "  tsn report runs/a runs/b --out cmp         two runs side by side, into cmp/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    r.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR",
+                   help="a run folder written by `tsn run` (holds results.json)")
+    r.add_argument("--out", type=Path, metavar="DIR",
+                   help="where to write (default: the run folder for one run, ./report for "
+                   "several)")
+    r.add_argument("--data-dir", type=Path,
+                   help="the scenario's data, for the activation quantization table (default: "
+                   "the folder each run's config records)")
+    r.add_argument("--no-activations", action="store_true",
+                   help="skip the activation quantization table (it re-tests every task)")
     return parser
 
 
@@ -162,7 +190,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
     if settings:
         base = config_from_dict(settings, base, where=f"config file {args.config}")
     top = {k: getattr(args, k)
-           for k in ("scenario", "tasks", "seed", "download", "threads", "datasets")}
+           for k in ("scenario", "tasks", "seed", "download", "threads", "device", "datasets")}
     if args.data_dir is not None:
         top["data_dir"] = str(args.data_dir)
     train = {k: getattr(args, k) for k in _TRAIN_FLAGS}
@@ -182,6 +210,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
     quantize = {k: v for k, v in quantize.items() if v is not None}
     if quantize:
         overrides["quantize"] = quantize
+    if args.replay_per_task is not None:
+        overrides["replay"] = {"per_task": args.replay_per_task}
     return config_from_dict(overrides, base)
 
 
@@ -209,28 +239,21 @@ def _eval(args: argparse.Namespace, console: Console) -> int:
     from rich.table import Table
 
     from tinysubnets.artifact import load
-    from tinysubnets.scenarios import build_scenario
+    from tinysubnets.device import resolve_device
+    from tinysubnets.scenarios import scenario_of_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = load(args.model)
+    model = load(args.model).to(resolve_device(args.device))
     if model.num_tasks == 0:
         raise TSNError(f"{args.model} holds no finished task: nothing to evaluate")
-    info = model.scenario
-    name = args.scenario or info.get("name")
-    if name not in SCENARIOS:
-        raise TSNError(f"{args.model}: the file names no known scenario; pass --scenario")
-    if args.scenario and info.get("name") not in (None, args.scenario):
-        raise TSNError(
-            f"{args.model} was trained on {info['name']!r}, not {args.scenario!r}: its tasks "
-            "would be tested on the wrong data"
+    data_dir = None if args.data_dir is None else str(args.data_dir)
+    try:
+        scenario = scenario_of_model(
+            model.scenario, model.num_tasks, data_dir, args.download, args.scenario
         )
-    settings = {k: info[k] for k in ("seed", "val_fraction", "datasets") if k in info}
-    cfg = RunConfig.for_scenario(
-        name, tasks=model.num_tasks, download=args.download,
-        data_dir=None if args.data_dir is None else str(args.data_dir), **settings,
-    )
-    scenario = build_scenario(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"{args.model}: {e}") from None
     table = Table(title=f"{args.model}: test accuracy per task, from the file alone")
     table.add_column("task", justify="right")
     table.add_column("accuracy %", justify="right")
@@ -265,6 +288,17 @@ def _inspect(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace, console: Console) -> int:
+    from tinysubnets.report.build import write_report
+
+    report = write_report(args.runs, args.out, args.data_dir, not args.no_activations)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {report.path} and {len(report.files) - 1} more files "
+                  f"in {report.path.parent}", highlight=False, soft_wrap=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tsn`` console script; returns the exit code."""
     parser = _parser()
@@ -273,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    commands = {"run": _run, "eval": _eval, "inspect": _inspect}
+    commands = {"run": _run, "eval": _eval, "inspect": _inspect, "report": _report}
     try:
         return commands[args.command](args, console)
     except TSNError as e:

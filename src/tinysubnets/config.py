@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from tinysubnets.device import check_device_name
 from tinysubnets.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -144,6 +145,22 @@ class SimilarityConfig:
 
 
 @dataclass(frozen=True)
+class ReplayConfig:
+    """A replay memory (the paper's Table 5, "with replay memory"): after each task, keep
+    ``per_task`` of its training samples, chosen by reservoir sampling, in the model file (where
+    they count in capacity). 0 keeps none."""
+
+    per_task: int = 0
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad value."""
+        if self.per_task < 0:
+            raise ConfigError(
+                f"replay per_task must be >= 0 samples (0 = no replay memory), got {self.per_task}"
+            )
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """One continual-learning run: which scenario, how many tasks, which seed, how to train."""
 
@@ -154,11 +171,13 @@ class RunConfig:
     download: bool = False
     val_fraction: float = 0.1
     threads: int | None = None
+    device: str = "cpu"  # cpu, cuda, cuda:N or auto (see tinysubnets.device)
     datasets: str = ""  # five-datasets: which ones, comma-separated (empty: all five)
     train: TrainConfig = field(default_factory=TrainConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
@@ -166,10 +185,12 @@ class RunConfig:
             raise ConfigError(f"number of tasks must be >= 1, got {self.tasks}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"validation fraction must be in (0, 1), got {self.val_fraction}")
+        check_device_name(self.device)
         self.train.validate()
         self.prune.validate()
         self.quantize.validate()
         self.similarity.validate()
+        self.replay.validate()
 
     @classmethod
     def for_scenario(cls, scenario: str = "pmnist", **overrides: Any) -> RunConfig:
@@ -180,9 +201,10 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def identity(self) -> dict[str, Any]:
-        """What must match for a run folder to be resumed (everything but where data is read)."""
+        """What must match for a run folder to be resumed (all but where data is read and
+        what computes it)."""
         d = self.to_dict()
-        for key in ("data_dir", "download", "threads"):
+        for key in ("data_dir", "download", "threads", "device"):
             d.pop(key)
         return d
 

@@ -28,6 +28,7 @@ from tinysubnets.artifact.reader import parse
 from tinysubnets.artifact.writer import MODEL_FILE, model_bytes
 from tinysubnets.atomic import save_torch, write_bytes, write_json, write_text
 from tinysubnets.config import RunConfig, config_from_dict
+from tinysubnets.device import resolve_device
 from tinysubnets.errors import ConfigError
 from tinysubnets.learner.learner import Learner
 from tinysubnets.scenarios import BACKBONE_OF, Scenario, build_scenario
@@ -98,7 +99,7 @@ def _random_init_baseline(cfg: RunConfig, scenario: Scenario) -> list[float]:
     """b_j of GEM's FWT: task j's test accuracy with the untrained network and task j's head."""
     name, kwargs = BACKBONE_OF[cfg.scenario]
     fresh = Learner(name, kwargs, cfg.train, cfg.seed, cfg.tasks, cfg.prune, cfg.quantize,
-                      cfg.similarity)
+                    cfg.similarity, resolve_device(cfg.device))
     accs = []
     for task in scenario.tasks:
         fresh.add_head(task.n_classes)
@@ -111,12 +112,14 @@ def _load_checkpoint(run_dir: Path, cfg: RunConfig) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"cannot resume: {path} does not exist (no task has finished there)")
     try:
-        state = torch.load(path, weights_only=True)
+        state = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as e:  # torch raises many types for a damaged file
         raise ConfigError(f"cannot resume: {path} is not a readable checkpoint ({e})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"cannot resume: {path} has an unknown checkpoint format")
-    saved, wanted = state["identity"], cfg.identity()
+    # A setting added after the checkpoint was written took its default in that run.
+    saved = {**RunConfig().identity(), **state["identity"]}
+    wanted = cfg.identity()
     if saved != wanted:
         diffs = _diff(saved, wanted)
         raise ConfigError(
@@ -182,7 +185,7 @@ def run(
     scenario = build_scenario(cfg)
     name, kwargs = BACKBONE_OF[cfg.scenario]
     learner = Learner(name, kwargs, cfg.train, cfg.seed, cfg.tasks, cfg.prune, cfg.quantize,
-                      cfg.similarity)
+                      cfg.similarity, resolve_device(cfg.device), cfg.replay)
     result = RunResult(config=cfg.to_dict(), source=scenario.source)
     if state is not None:
         learner.load_state_dict(state["learner"])
@@ -194,6 +197,7 @@ def run(
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
+    mask_cache: dict = {}  # each finished task's mask coding, kept between model files
     last = len(scenario) if stop_after is None else min(len(scenario), stop_after)
     bar = tqdm(
         scenario.tasks[learner.num_tasks : last], desc="tasks", unit="task",
@@ -209,17 +213,18 @@ def run(
         trained = time.perf_counter()
         row = [learner.evaluate(j, scenario.tasks[j].split("test")) for j in range(t + 1)]
         result.R.append(row)
-        info = asdict(record)
-        info.update(
-            time_s=time.perf_counter() - start,
-            train_time_s=trained - start,
-            epoch_time_s=(trained - start) / len(record.outcome.val_acc),
-        )
-        data = model_bytes(learner, scenario_info(cfg, scenario))
+        tested = time.perf_counter()
+        data = model_bytes(learner, scenario_info(cfg, scenario), mask_cache)
         if out is not None:
             write_bytes(out / MODEL_FILE, data)
         result.model = parse(data, MODEL_FILE).capacity.to_dict()
-        info["phase_s"]["evaluate"] = time.perf_counter() - trained  # re-tests, model file
+        info = asdict(record)
+        info["phase_s"].update(evaluate=tested - trained, model_file=time.perf_counter() - tested)
+        info.update(
+            time_s=time.perf_counter() - start,  # everything, the model file included
+            train_time_s=trained - start,  # the task's learning and compression
+            epoch_time_s=(trained - start) / len(record.outcome.val_acc),
+        )
         info["model"] = {k: result.model[k] for k in ("file_bytes", "total_pct", "parts_pct")}
         result.tasks.append(info)
         bar.set_postfix(acc=f"{sum(row) / len(row):.2f}", last=f"{row[-1]:.2f}")
@@ -230,6 +235,8 @@ def run(
 
 def _save(out: Path, cfg: RunConfig, learner: Learner, result: RunResult) -> None:
     """Checkpoint first, then the human-readable files: each write is atomic on its own."""
+    from tinysubnets.report.longcsv import LONG_CSV, long_csv, long_rows  # stdlib-only module
+
     save_torch(
         out / CHECKPOINT,
         {
@@ -249,3 +256,4 @@ def _save(out: Path, cfg: RunConfig, learner: Learner, result: RunResult) -> Non
     write_json(out / "results.json", results)
     write_json(out / "capacity.json", {"model": result.model, "per_task": results["compression"]})
     write_text(out / "accuracy_matrix.csv", accuracy_matrix_csv(result.R))
+    write_text(out / LONG_CSV, long_csv(long_rows(results, out.resolve().name)))

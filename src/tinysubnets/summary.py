@@ -77,16 +77,17 @@ def print_capacity(model: dict[str, Any], console: Console | None = None) -> Non
 
     bits = model.get("bits", [])
     blocks = list(bits[0]) if bits else []
+    replay = ["replay"] if "replay" in parts else []  # kept samples, apart from the network
     per_task = Table(title="Per task (bytes; bits per block, 32 = float32)", box=box.SIMPLE_HEAD,
                      padding=(0, 1))
     per_task.add_column("task", justify="right")
-    for col in ("weights", "codebooks", "heads", "%", *[f"bits {b}" for b in blocks]):
+    for col in ("weights", "codebooks", "heads", "%", *replay, *[f"bits {b}" for b in blocks]):
         per_task.add_column(col, justify="right")
     for t, row in enumerate(model["per_task_bytes"]):
-        own = sum(n for part, n in row.items() if part != "masks")
+        own = sum(n for part, n in row.items() if part not in ("masks", "replay"))
         per_task.add_row(
             str(t), str(row["weights"]), str(row["codebooks"]), str(row["heads"]), pct(own),
-            *[str(bits[t][b]) for b in blocks],
+            *[str(row.get(p, 0)) for p in replay], *[str(bits[t][b]) for b in blocks],
         )
     console.print(per_task)
 

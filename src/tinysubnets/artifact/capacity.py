@@ -3,7 +3,9 @@
 Every section of the file is counted in its part, per task and per layer; the header and the
 checksum are reported apart as overhead. Percentages are of the dense fp32 backbone
 (32 bits × backbone weights), as in the paper's tables; heads are outside that backbone but
-inside the file, so they are counted too.
+inside the file, so they are counted too. A replay memory (the paper's "with replay memory")
+is a part of its own, ``replay``, present only in files that keep one: a file without it
+measures exactly as before.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from tinysubnets.artifact.container import Section
 
-PARTS = ("weights", "codebooks", "masks", "heads", "norms")
+PARTS = ("weights", "codebooks", "masks", "heads", "norms")  # listed always, 0 when absent
 
 
 @dataclass

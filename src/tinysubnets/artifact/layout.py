@@ -6,7 +6,11 @@ Sections, in file order:
   (`value_coding`), in flat position order;
 - ``heads/<t>/codebook`` and ``heads/<t>/values``: task t's head, weight then bias;
 - ``norms/<t>`` (backbones with BatchNorm): task t's norms in the backbone's order, each as
-  float32 weight, bias, running mean, running variance.
+  float32 weight, bias, running mean, running variance;
+- ``replay/<t>`` (runs with a replay memory): task t's kept samples, their inputs as
+  little-endian float32 (count × input shape) then their labels as little-endian uint16. The
+  header's ``replay`` entry says so: ``{"x": "<f4", "y": "<u2", "tasks": [{"count": m,
+  "shape": [...]}, ...]}``, one per task; a file without it holds no replay sections.
 
 Owners are not stored: the owner of a position is the first task whose mask holds it (own
 weights are M_t minus C_{t-1}), so the masks say it at no extra cost.
@@ -14,9 +18,13 @@ weights are M_t minus C_{t-1}), so the masks say it at no extra cost.
 
 from __future__ import annotations
 
+from math import prod
+
 import numpy as np
+import torch
 
 from tinysubnets.nn.backbones import HEAD
+from tinysubnets.scenarios.base import Split
 
 SectionKey = tuple[str, str, int | None, str | None]  # name, part, task, layer
 
@@ -41,7 +49,33 @@ def block_names(task: int, block: str) -> tuple[str, str]:
 NORM_STATE = ("weight", "bias", "running_mean", "running_var")  # per BatchNorm, in this order
 
 
-def expected_sections(layers: list[str], n_tasks: int, norms: bool = False) -> list[SectionKey]:
+REPLAY = "replay"  # the part, the sections' prefix and the header's entry
+REPLAY_X, REPLAY_Y = "<f4", "<u2"  # dtypes of the inputs and of the labels
+
+
+def replay_size(count: int, shape: tuple[int, ...]) -> int:
+    """Bytes of a replay section: ``count`` float32 inputs of ``shape`` and uint16 labels."""
+    return count * (4 * prod(shape) + 2)
+
+
+def encode_replay(x: np.ndarray, y: np.ndarray) -> bytes:
+    """A replay section's bytes (labels must fit uint16)."""
+    if y.size and not 0 <= y.min() <= y.max() <= np.iinfo(REPLAY_Y).max:
+        raise ValueError(f"replay labels {y.min()}..{y.max()} do not fit {REPLAY_Y}")
+    return x.astype(REPLAY_X).tobytes() + y.astype(REPLAY_Y).tobytes()
+
+
+def decode_replay(data: bytes, count: int, shape: tuple[int, ...]) -> Split:
+    """Inputs (float32) and labels (int64) of a replay section of ``replay_size`` bytes."""
+    n_x = count * prod(shape)
+    x = np.frombuffer(data, REPLAY_X, n_x).astype(np.float32).reshape(count, *shape)
+    y = np.frombuffer(data, REPLAY_Y, count, offset=4 * n_x).astype(np.int64)
+    return Split(torch.from_numpy(x), torch.from_numpy(y))
+
+
+def expected_sections(
+    layers: list[str], n_tasks: int, norms: bool = False, replay: bool = False
+) -> list[SectionKey]:
     """(name, part, task, layer) of every section, in file order: the layout's single source."""
     table: list[SectionKey] = [(f"masks/{name}", "masks", None, name) for name in layers]
     for t in range(n_tasks):
@@ -53,6 +87,8 @@ def expected_sections(layers: list[str], n_tasks: int, norms: bool = False) -> l
         table += [(codebook, "heads", t, None), (values, "heads", t, None)]
     if norms:
         table += [(f"norms/{t}", "norms", t, None) for t in range(n_tasks)]
+    if replay:
+        table += [(f"{REPLAY}/{t}", REPLAY, t, None) for t in range(n_tasks)]
     return table
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from tinysubnets.artifact.capacity import ModelCapacity
@@ -17,17 +18,19 @@ from tinysubnets.scenarios.base import Split
 
 
 class CompressedModel(nn.Module):
-    """Masks M_t, the stored values and the heads of every task in a model file."""
+    """Masks M_t, the stored values and the heads of every task in a model file, and the
+    replay memory of each task when the run kept one."""
 
     def __init__(
         self, net: TSNNetwork, masks: list[dict[str, Tensor]], header: dict[str, Any],
-        capacity: ModelCapacity,
+        capacity: ModelCapacity, replay: list[Split] | None = None,
     ) -> None:
         super().__init__()
         self.net = net
         self.masks = masks
         self.header = header
         self.capacity = capacity
+        self.replay_memory = list(replay or [])
         self.requires_grad_(False)
 
     @property
@@ -43,9 +46,19 @@ class CompressedModel(nn.Module):
         check_task_id(task_id, self.num_tasks)
         return int(self.header["tasks"][task_id]["classes"])
 
+    def replay(self, task_id: int) -> tuple[Tensor, Tensor]:
+        """Task ``task_id``'s replay memory on the host: float32 inputs (count, *input shape)
+        and int64 labels; no samples (count 0) when the file keeps no replay memory."""
+        check_task_id(task_id, self.num_tasks)
+        if not self.replay_memory:
+            shape = tuple(self.net.backbone.input_shape)
+            return torch.zeros(0, *shape), torch.zeros(0, dtype=torch.int64)
+        memory = self.replay_memory[task_id]
+        return memory.x, memory.y
+
     def logits(self, x: Tensor, task_id: int) -> Tensor:
-        """Logits of task ``task_id`` on a batch ``x``."""
-        return self.net.task_logits(x, task_id, self.masks)
+        """Logits of task ``task_id`` on a batch ``x`` (moved to the model's device)."""
+        return self.net.task_logits(x.to(self.device), task_id, self.masks)
 
     def predict(self, x: Tensor, task_id: int) -> Tensor:
         """Predicted class (index within the task) for each input."""
@@ -57,12 +70,16 @@ class CompressedModel(nn.Module):
     def evaluate(self, task_id: int, split: Split) -> float:
         """Accuracy (%) of task ``task_id`` on ``split``."""
         check_task_id(task_id, self.num_tasks)
-        return accuracy(self.net, task_id, self.masks[task_id], split)
+        return accuracy(self.net, task_id, self.masks[task_id], split.to(self.device))
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model computes (``to`` moves it; the file loads on the CPU)."""
+        return next(self.net.parameters()).device
 
     def to(self, *args: Any, **kwargs: Any) -> CompressedModel:  # noqa: D102
         super().to(*args, **kwargs)
-        device = next(self.net.parameters()).device
-        self.masks = [{k: m.to(device) for k, m in task.items()} for task in self.masks]
+        self.masks = [{k: m.to(self.device) for k, m in task.items()} for task in self.masks]
         return self
 
 

@@ -7,7 +7,7 @@ is decoded with its own checks. Any failure is one DataError naming the file and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import prod
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,14 @@ from tinysubnets.artifact.capacity import ModelCapacity, measure
 from tinysubnets.artifact.container import Section, is_int, overhead_bytes, unpack
 from tinysubnets.artifact.layout import (
     NORM_STATE,
+    REPLAY,
+    REPLAY_X,
+    REPLAY_Y,
     block_names,
+    decode_replay,
     expected_sections,
     owners_from_masks,
+    replay_size,
 )
 from tinysubnets.artifact.model import CompressedModel
 from tinysubnets.compression.mask_coding import decode_masks
@@ -34,6 +39,7 @@ from tinysubnets.nn.backbones import (
     build_backbone,
     set_head_values,
 )
+from tinysubnets.scenarios.base import Split
 
 MAX_BACKBONE_WEIGHTS = 1 << 30  # a forged header must not make us allocate without bound
 
@@ -47,6 +53,7 @@ class ParsedModel:
     sections: dict[str, Section]
     layers: dict[str, tuple[int, ...]]
     capacity: ModelCapacity
+    replay: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)  # count, shape
 
 
 def _label(t: int, block: str) -> str:
@@ -105,7 +112,8 @@ def parse(data: bytes, source: str) -> ParsedModel:
             check_block(bits, k, coding, f"{source}: {_label(t, name)}")
     if not isinstance(header.get("scenario", {}), dict):
         raise DataError(f"{source}: the header's scenario is not a mapping")
-    expected = expected_sections(list(built), len(tasks), bool(net.norm_specs))
+    replay = _replay_entries(source, header, len(tasks))
+    expected = expected_sections(list(built), len(tasks), bool(net.norm_specs), replay is not None)
     if len(chunks) != len(expected):
         raise DataError(
             f"{source}: {len(chunks)} sections for {len(built)} layers and {len(tasks)} tasks, "
@@ -113,9 +121,42 @@ def parse(data: bytes, source: str) -> ParsedModel:
         )
     sections = [Section(name, part, chunk, task, layer)
                 for (name, part, task, layer), chunk in zip(expected, chunks, strict=True)]
+    by_name = {s.name: s for s in sections}
+    for t, (count, shape) in enumerate(replay or []):
+        size, wanted = len(by_name[f"{REPLAY}/{t}"].data), replay_size(count, shape)
+        if size != wanted:
+            raise DataError(
+                f"{source}: replay memory of task {t}: {size} bytes, expected {wanted} "
+                f"({count} samples of shape {list(shape)})"
+            )
     bits = [{name: b[0] for name, b in task["blocks"].items()} for task in tasks]
     capacity = measure(sections, len(data), overhead_bytes(data), n_weights, len(tasks), bits)
-    return ParsedModel(source, header, {s.name: s for s in sections}, built, capacity)
+    return ParsedModel(source, header, by_name, built, capacity, replay or [])
+
+
+def _replay_entries(
+    source: str, header: dict[str, Any], n_tasks: int
+) -> list[tuple[int, tuple[int, ...]]] | None:
+    """Count and input shape of each task's replay memory; None if the file keeps none."""
+    if REPLAY not in header:
+        return None
+    entry = header[REPLAY]
+    tasks = entry.get("tasks") if isinstance(entry, dict) else None
+    if not (isinstance(tasks, list) and len(tasks) == n_tasks
+            and entry.get("x") == REPLAY_X and entry.get("y") == REPLAY_Y):
+        raise DataError(
+            f"{source}: the header's replay entry is malformed (wanted {REPLAY_X} inputs, "
+            f"{REPLAY_Y} labels and one entry per task): {entry!r}"
+        )
+    out = []
+    for t, task in enumerate(tasks):
+        count, shape = (task.get("count"), task.get("shape")) if isinstance(task, dict) else (0, 0)
+        if not (is_int(count) and isinstance(shape, list) and shape
+                and all(is_int(d, 1) for d in shape)):
+            raise DataError(f"{source}: the header's replay entry for task {t} is malformed: "
+                            f"{task!r}")
+        out.append((count, tuple(shape)))
+    return out
 
 
 def _pairs(items: list) -> list[tuple[object, object]]:
@@ -164,7 +205,19 @@ def decode(parsed: ParsedModel) -> CompressedModel:
     for t in range(T if net.norm_specs else 0):
         _load_norms(parsed, net, t)
     net.eval()
-    return CompressedModel(net, masks, header, parsed.capacity)
+    replay = [_replay(parsed, t, count, shape) for t, (count, shape) in enumerate(parsed.replay)]
+    return CompressedModel(net, masks, header, parsed.capacity, replay)
+
+
+def _replay(parsed: ParsedModel, t: int, count: int, shape: tuple[int, ...]) -> Split:
+    memory = decode_replay(parsed.sections[f"{REPLAY}/{t}"].data, count, shape)
+    classes = parsed.header["tasks"][t]["classes"]
+    if count and int(memory.y.max()) >= classes:
+        raise DataError(
+            f"{parsed.source}: replay memory of task {t}: label {int(memory.y.max())} is not "
+            f"one of its {classes} classes"
+        )
+    return memory
 
 
 def _load_norms(parsed: ParsedModel, net: TSNNetwork, t: int) -> None:

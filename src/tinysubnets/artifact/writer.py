@@ -1,8 +1,9 @@
 """Write a learner's finished tasks as one compressed model file (`model.tsn`).
 
 The sections are listed in `layout`. The header records the backbone spec, the layer shapes,
-per task its classes and each block's bit-width, codebook size and code layout, and the
-scenario (so that `tsn eval` can rebuild the test data).
+per task its classes and each block's bit-width, codebook size and code layout, the
+scenario (so that `tsn eval` can rebuild the test data) and, with a replay memory, each task's
+sample count and input shape.
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ from tinysubnets.artifact.capacity import ModelCapacity
 from tinysubnets.artifact.container import Section, pack
 from tinysubnets.artifact.layout import (
     NORM_STATE,
+    REPLAY,
+    REPLAY_X,
+    REPLAY_Y,
     block_names,
+    encode_replay,
     expected_sections,
     owners_from_masks,
 )
 from tinysubnets.atomic import write_bytes
-from tinysubnets.compression.mask_coding import encode_masks
+from tinysubnets.compression.mask_coding import BlockCache, encode_masks
 from tinysubnets.compression.value_coding import ValueBlock, encode_values
 from tinysubnets.learner.learner import Learner
 from tinysubnets.nn.backbones import HEAD, head_values
@@ -30,16 +35,27 @@ from tinysubnets.nn.backbones import HEAD, head_values
 MODEL_FILE = "model.tsn"
 
 
-def model_bytes(learner: Learner, scenario: dict[str, Any] | None = None) -> bytes:
-    """The model file of ``learner``'s finished tasks; ``scenario`` is metadata for `tsn eval`."""
+def model_bytes(
+    learner: Learner, scenario: dict[str, Any] | None = None,
+    mask_cache: dict[str, BlockCache] | None = None,
+) -> bytes:
+    """The model file of ``learner``'s finished tasks; ``scenario`` is metadata for `tsn eval`.
+
+    ``mask_cache`` (per layer, held by the caller across calls) keeps each finished task's mask
+    coding, so rewriting the file after every task does not re-code every earlier mask.
+    """
     net, T = learner.net, learner.num_tasks
     layers = net.masked_layers()
     masks = {
         name: [learner.masks[t][name].detach().cpu().numpy().ravel() for t in range(T)]
         for name in layers
     }
-    sections = [Section(f"masks/{name}", "masks", encode_masks(masks[name]), None, name)
-                for name in layers]
+    caches = {} if mask_cache is None else mask_cache
+    sections = [
+        Section(f"masks/{name}", "masks",
+                encode_masks(masks[name], caches.setdefault(name, {})), None, name)
+        for name in layers
+    ]
     tasks: list[dict[str, Any]] = [{"classes": n, "blocks": {}} for n in learner.n_classes[:T]]
     blocks: dict[tuple[int, str], ValueBlock] = {}
     for name, layer in layers.items():
@@ -65,10 +81,15 @@ def model_bytes(learner: Learner, scenario: dict[str, Any] | None = None) -> byt
             getattr(norms[name], key).detach().cpu().numpy().astype("<f4").tobytes()
             for name in net.norm_specs for key in NORM_STATE
         )
+    replay = learner.replay[:T]
+    if replay and len(replay) != T:
+        raise RuntimeError(f"replay memories of {len(replay)} of {T} tasks (a learner bug)")
+    for t, memory in enumerate(replay):
+        payload[f"{REPLAY}/{t}"] = encode_replay(memory.x.numpy(), memory.y.numpy())
     sections += [
         Section(entry, part, payload[entry], task, layer)
         for entry, part, task, layer in expected_sections(
-            list(layers), T, bool(net.norm_specs))[len(layers):]
+            list(layers), T, bool(net.norm_specs), bool(replay))[len(layers):]
     ]
     header = {
         "library": f"tinysubnets {__version__}",
@@ -78,6 +99,9 @@ def model_bytes(learner: Learner, scenario: dict[str, Any] | None = None) -> byt
         "tasks": tasks,
         "scenario": scenario or {},
     }
+    if replay:  # a file without replay has no entry, and reads as it always did
+        header[REPLAY] = {"x": REPLAY_X, "y": REPLAY_Y, "tasks": [
+            {"count": len(m), "shape": list(m.x.shape[1:])} for m in replay]}
     return pack(header, sections)
 
 

@@ -17,6 +17,7 @@ string wins and its first byte says which (decoding needs the task count and lay
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from math import prod
@@ -84,31 +85,47 @@ def _raw(stack: np.ndarray) -> _Candidate:
     return _Candidate("raw", bytes([RAW]) + np.packbits(stack.ravel()).tobytes(), entropy, 1)
 
 
-def _blocks(stack: np.ndarray) -> _Candidate:
+BlockCache = dict[bytes, tuple[bytes, float, int]]  # one task's coded blocks, by mask digest
+
+
+def _blocks(stack: np.ndarray, cache: BlockCache | None = None) -> _Candidate:
     out, entropy, table = bytearray([BLOCKS]), 0.0, 1
     for bits in stack:
-        best = None
-        for length in BLOCK_LENGTHS:
-            symbols = _block_symbols(bits, length)
-            all_counts = np.bincount(symbols, minlength=1 << length)
-            present = np.flatnonzero(all_counts)
-            counts = all_counts[present]
-            # Huffman can't beat the entropy and each table entry takes a byte: skip the
-            # (pure-Python, slow for 2^16 symbols) code construction for hopeless lengths.
-            bound = len(present) + entropy_from_counts(counts) / 8
-            if best is not None and bound >= best[0].nbytes:
-                continue
-            plan = plan_huffman(present.tolist(), counts)
-            if best is None or plan.nbytes < best[0].nbytes:
-                best = (plan, symbols, length, counts, present)
-        plan, symbols, length, counts, present = best
-        index = np.zeros(1 << length, dtype=np.int64)
-        index[present] = np.arange(len(present))
-        out.append(length)
-        out += plan.emit(index[symbols])
-        entropy += entropy_from_counts(counts)
-        table += 1 + len(plan.header)
+        key = hashlib.blake2b(np.packbits(bits).tobytes(), digest_size=16).digest()
+        if cache is not None and key in cache:
+            piece, piece_entropy, piece_table = cache[key]
+        else:
+            piece, piece_entropy, piece_table = _task_blocks(bits)
+            if cache is not None:
+                cache[key] = piece, piece_entropy, piece_table
+        out += piece
+        entropy += piece_entropy
+        table += piece_table
     return _Candidate("blocks", bytes(out), entropy, table)
+
+
+def _task_blocks(bits: np.ndarray) -> tuple[bytes, float, int]:
+    """One task's mask as L-bit blocks, Huffman-coded (L the best of `BLOCK_LENGTHS`): its
+    bytes, the entropy of its symbols (bits) and its table bytes."""
+    best = None
+    for length in BLOCK_LENGTHS:
+        symbols = _block_symbols(bits, length)
+        all_counts = np.bincount(symbols, minlength=1 << length)
+        present = np.flatnonzero(all_counts)
+        counts = all_counts[present]
+        # Huffman can't beat the entropy and each table entry takes a byte: skip the
+        # (pure-Python, slow for 2^16 symbols) code construction for hopeless lengths.
+        bound = len(present) + entropy_from_counts(counts) / 8
+        if best is not None and bound >= best[0].nbytes:
+            continue
+        plan = plan_huffman(present.tolist(), counts)
+        if best is None or plan.nbytes < best[0].nbytes:
+            best = (plan, symbols, length, counts, present)
+    plan, symbols, length, counts, present = best
+    index = np.zeros(1 << length, dtype=np.int64)
+    index[present] = np.arange(len(present))
+    piece = bytes([length]) + plan.emit(index[symbols])
+    return piece, entropy_from_counts(counts), 1 + len(plan.header)
 
 
 def _joint(stack: np.ndarray) -> _Candidate:
@@ -130,16 +147,23 @@ def _joint(stack: np.ndarray) -> _Candidate:
     return _Candidate("joint", data, entropy_from_counts(counts), 1 + len(plan.header))
 
 
-def _candidates(masks: Sequence[np.ndarray]) -> list[_Candidate]:
+def _candidates(
+    masks: Sequence[np.ndarray], cache: BlockCache | None = None
+) -> list[_Candidate]:
     stack = _stack(masks)
     if stack.size == 0:
         return [_raw(stack)]
-    return [_raw(stack), _blocks(stack), _joint(stack)]
+    return [_raw(stack), _blocks(stack, cache), _joint(stack)]
 
 
-def encode_masks(masks: Sequence[np.ndarray]) -> bytes:
-    """Code the masks of one layer (masks[t]: bool array of task t, one shape for all)."""
-    return min(_candidates(masks), key=lambda c: len(c.data)).data
+def encode_masks(masks: Sequence[np.ndarray], cache: BlockCache | None = None) -> bytes:
+    """Code the masks of one layer (masks[t]: bool array of task t, one shape for all).
+
+    A finished task's mask never changes, so its per-task coding can be kept in ``cache``
+    (a dict the caller holds) between calls: a run rewrites the model file after every task,
+    and without it the coding of a long sequence grows with the square of its length.
+    """
+    return min(_candidates(masks, cache), key=lambda c: len(c.data)).data
 
 
 def measure_masks(masks: Sequence[np.ndarray]) -> MaskCodingReport:

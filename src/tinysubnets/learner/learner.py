@@ -17,8 +17,15 @@ from torch import Tensor
 from tinysubnets.compression.finetune import finetune_codebooks
 from tinysubnets.compression.prune import PruneReport, post_prune
 from tinysubnets.compression.quantize import Block, QuantizeReport, own_blocks, quantize_task
-from tinysubnets.config import PruneConfig, QuantizeConfig, SimilarityConfig, TrainConfig
+from tinysubnets.config import (
+    PruneConfig,
+    QuantizeConfig,
+    ReplayConfig,
+    SimilarityConfig,
+    TrainConfig,
+)
 from tinysubnets.errors import ConfigError
+from tinysubnets.learner.replay import keep_samples
 from tinysubnets.learner.similarity import FeatureStats, divergences, feature_stats, sample
 from tinysubnets.learner.trainer import (
     TrainOutcome,
@@ -50,9 +57,13 @@ class TaskRecord:
     phase_s: dict[str, float] = field(default_factory=dict)
 
 
-def task_generator(seed: int, task_id: int) -> torch.Generator:
-    """A generator seeded by (run seed, task): a resumed run draws the same numbers."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + task_id)
+REPLAY_STREAM = 1  # the replay memory's draws, apart from training's (stream 0)
+
+
+def task_generator(seed: int, task_id: int, stream: int = 0) -> torch.Generator:
+    """A generator seeded by (run seed, task): a resumed run draws the same numbers. A stream
+    other than 0 draws independently of stream 0 (training, similarity sample, heads)."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + task_id + (stream << 56))
 
 
 class _PhaseClock:
@@ -80,16 +91,22 @@ class Learner:
         prune: PruneConfig | None = None,
         quantize: QuantizeConfig | None = None,
         similarity: SimilarityConfig | None = None,
+        device: torch.device | str = "cpu",
+        replay: ReplayConfig | None = None,
     ) -> None:
         self.cfg, self.seed, self.planned_tasks = cfg, seed, planned_tasks
+        self.device = torch.device(device)
         self.prune = prune or PruneConfig()
         self.quantize = quantize or QuantizeConfig()
         self.similarity = similarity or SimilarityConfig()
+        self.replay_per_task = (replay or ReplayConfig()).per_task
+        self.replay: list[Split] = []  # per finished task, when replay_per_task > 0
         self.feature_stats: list[FeatureStats] = []
         self.backbone_name, self.backbone_kwargs = backbone, dict(backbone_kwargs)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            self.net = TSNNetwork(build_backbone(backbone, **backbone_kwargs))
+            # Initialised on the host from the seed, then moved: same values on any device.
+            self.net = TSNNetwork(build_backbone(backbone, **backbone_kwargs)).to(self.device)
         unknown = set(cfg.layer_keep_ratio) - set(self.net.masked_layers())
         if unknown:
             raise ConfigError(
@@ -124,18 +141,20 @@ class Learner:
     def probe(self, task_id: int, split: Split) -> float:
         """Accuracy on a task not yet trained (its fresh head, the mask the scores pick now)."""
         selectors = mask_selectors(self.net, self.cfg, self.new_weight_budgets())
-        return accuracy(self.net, task_id, select_masks(selectors), split)
+        return accuracy(self.net, task_id, select_masks(selectors), split.to(self.device))
 
     def learn(self, task: Task, train: Split, val: Split, progress: bool = True) -> TaskRecord:
         """Train task ``task`` (its head must exist), fix M_t, freeze its own weights."""
         t = task.task_id
         if t != self.num_tasks or t >= len(self.net.heads):
             raise ValueError(f"task {t} is out of order: {self.num_tasks} tasks finished")
+        train, val = train.to(self.device), val.to(self.device)
         budgets = self.new_weight_budgets()
         record = TaskRecord(t, TrainOutcome(-1, -1.0), {}, {}, {})
         clock = _PhaseClock(record.phase_s)
         # One sample of task t's images serves both sides of the KL step: its divergence from
-        # earlier tasks now, its own feature statistics once its subnetwork is fixed.
+        # earlier tasks now, its own feature statistics once its subnetwork is fixed (those
+        # come from its replay memory instead when the run keeps one).
         x_sample = sample(train.x, self.similarity.sample, task_generator(self.seed, t))
         cfg, budgets = self._use_similarity(record, x_sample, budgets)
         clock.lap("similarity")
@@ -177,7 +196,13 @@ class Learner:
                 record.own[name] = int(own.sum())
                 record.shared[name] = record.mask_size[name] - record.own[name]
         self.masks.append(masks)
+        if self.replay_per_task:
+            generator = task_generator(self.seed, t, REPLAY_STREAM)
+            self.replay.append(keep_samples(train, self.replay_per_task, generator))
         if self.similarity.measure:  # task t's features under its own, now fixed, subnetwork
+            # on the samples the model file keeps of it, if any (a variance needs two)
+            if self.replay and len(self.replay[t]) >= 2:
+                x_sample = self.replay[t].x.to(self.device)
             self.feature_stats.append(feature_stats(self.net, t, masks, x_sample))
         clock.lap("consolidate")
         return record
@@ -215,11 +240,11 @@ class Learner:
     def evaluate(self, task_id: int, split: Split) -> float:
         """Test accuracy of a finished task with its own mask M_t (invariant 4)."""
         check_task_id(task_id, self.num_tasks)
-        return accuracy(self.net, task_id, self.masks[task_id], split)
+        return accuracy(self.net, task_id, self.masks[task_id], split.to(self.device))
 
     def logits(self, x: Tensor, task_id: int) -> Tensor:
         """Logits of a finished task on inputs ``x`` (shape (N, *input shape))."""
-        return self.net.task_logits(x, task_id, self.masks)
+        return self.net.task_logits(x.to(self.device), task_id, self.masks)
 
     def state_dict(self) -> dict:
         """Tensors and plain values only, so checkpoints load with ``weights_only=True``."""
@@ -228,6 +253,7 @@ class Learner:
             "masks": [{k: v.clone() for k, v in m.items()} for m in self.masks],
             "n_classes": list(self.n_classes),
             "feature_stats": [(s.mean.clone(), s.var.clone()) for s in self.feature_stats],
+            "replay": [(m.x.clone(), m.y.clone()) for m in self.replay],
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -235,6 +261,10 @@ class Learner:
         for n in state["n_classes"][len(self.net.heads):]:
             self.add_head(n)
         self.net.load_state_dict(state["net"])
-        self.masks = [dict(m) for m in state["masks"]]
+        self.masks = [{k: v.to(self.device) for k, v in m.items()} for m in state["masks"]]
         self.n_classes = list(state["n_classes"])
-        self.feature_stats = [FeatureStats(m, v) for m, v in state.get("feature_stats", [])]
+        self.feature_stats = [
+            FeatureStats(m.to(self.device), v.to(self.device))
+            for m, v in state.get("feature_stats", [])
+        ]
+        self.replay = [Split(x.cpu(), y.cpu()) for x, y in state.get("replay", [])]

@@ -2,10 +2,11 @@
 network sees it.
 
 When task j finishes, the mean and variance of its penultimate features (its own subnetwork
-M_j, its norms, a fixed sample of its training images) are stored: a few hundred floats, and,
-since task j's subnetwork never changes, valid forever. Before task t trains, the same features
-of a sample of task t's images under subnetwork M_j give a second distribution; the divergence
-is KL(new ‖ stored) between the two diagonal Gaussians. Small: task t looks like task j to the
+M_j, its norms, a fixed sample of its training images, or its replay memory when the run keeps
+one, see `replay`) are stored: a few hundred floats, and, since task j's subnetwork never
+changes, valid forever. Before task t trains, the same features of a sample of task t's
+images under subnetwork M_j give a second distribution; the divergence is KL(new ‖ stored)
+between the two diagonal Gaussians. Small: task t looks like task j to the
 network (share from it, need less new capacity); large: it does not. The published code's KL step
 never runs (and would compare raw images).
 """
