@@ -93,7 +93,33 @@ def build_scenario(cfg: RunConfig) -> Scenario:
     return SPECS[cfg.scenario].build(cfg)
 
 
+def scenario_of_model(
+    info: dict[str, Any], tasks: int, data_dir: str | None = None, download: bool = False,
+    name: str | None = None,
+) -> Scenario:
+    """The scenario a model file was trained on, rebuilt from what its header records (name,
+    seed, validation fraction, datasets), so its tasks are tested on their own data.
+
+    ``name`` may only confirm the recorded scenario: another one would test the tasks on the
+    wrong data.
+    """
+    recorded = info.get("name")
+    if name and recorded not in (None, name):
+        raise ConfigError(
+            f"the model was trained on {recorded!r}, not {name!r}: its tasks would be tested "
+            "on the wrong data"
+        )
+    name = name or recorded
+    if name not in SPECS:
+        raise ConfigError("the model file names no known scenario; pass the scenario's name")
+    settings = {k: info[k] for k in ("seed", "val_fraction", "datasets") if k in info}
+    cfg = RunConfig.for_scenario(
+        name, tasks=tasks, download=download, data_dir=data_dir, **settings
+    )
+    return build_scenario(cfg)
+
+
 __all__ = [
     "BACKBONE_OF", "FIVE_DATASETS", "SCENARIOS", "SPECS", "Scenario", "Split", "Task",
-    "build_scenario", "iterate_batches",
+    "build_scenario", "iterate_batches", "scenario_of_model",
 ]

@@ -1,0 +1,92 @@
+"""Report sections that measure a run's model file rather than read its records: FLOPs and
+bit-operations per task (the paper's Table 6) and accuracy with quantized activations (Table 7).
+
+Both start from `model.tsn` alone, so they describe exactly what a user ships. Table 7 also
+needs the scenario's data (validation splits to calibrate, test splits to measure); when the
+data cannot be found the section says how to give it instead of failing the report.
+"""
+
+from __future__ import annotations
+
+from statistics import mean
+
+from tinysubnets.artifact import CompressedModel, load
+from tinysubnets.compression.activations import model_activation_accuracy
+from tinysubnets.errors import TSNError
+from tinysubnets.report.context import Context, SectionOut
+from tinysubnets.report.flops import model_ops
+from tinysubnets.report.markdown import num, table
+from tinysubnets.report.rundir import RunData
+from tinysubnets.scenarios import scenario_of_model
+
+ACTIVATION_BITS = (4, 8, 16)
+
+
+def _model(ctx: Context, run: RunData) -> CompressedModel | None:
+    """The run's model file, loaded once per report."""
+    if run.model_path is None:
+        return None
+    if run.model_path not in ctx.models:
+        ctx.models[run.model_path] = load(run.model_path)
+    return ctx.models[run.model_path]
+
+
+def _m(x: float | None) -> str:
+    return "" if x is None else num(x / 1e6, 3)
+
+
+def flops_section(ctx: Context, run: RunData) -> SectionOut:
+    """Table 6: per task, MFLOPs dense and with M_t, and bit-operations at several widths."""
+    model = _model(ctx, run)
+    if model is None or model.num_tasks == 0:
+        return None
+    ops = model_ops(model)
+    rows = [[o.task_id, _m(o.dense_flops), _m(o.sparse_flops),
+             num(100.0 * o.sparse_macs / max(1, o.dense_macs), 1),
+             _m(o.bops(32, 32, sparse=False)), _m(o.bops(8, 8)), _m(o.bops(4, 4)),
+             _m(o.codebook_bops(8)), _m(o.codebook_bops(16))] for o in ops]
+    avg = [mean(float(r[i]) if r[i] != "" else 0.0 for r in rows) for i in range(1, len(rows[0]))]
+    rows.append(["mean", *[num(v, 3 if i != 2 else 1) for i, v in enumerate(avg)]])
+    return "FLOPs and bit-operations per task (Table 6)", [
+        "Per input sample, for the MAC layers (masked layers and the task's head; BatchNorm, "
+        "ReLU, pooling and additions left out). MFLOPs = 2 × MACs / 10^6; dense: every backbone "
+        "weight; sparse: only those in the task's mask M_t. Bit-operations (M BOPs) = MACs × "
+        "weight bits × activation bits: <32,32> dense is the fp32 model; <8,8> and <4,4> with "
+        "M_t; codebook: each weight at the bit-width its owner task stored it with, activations "
+        "at 8 or 16 bits.",
+        table(["task", "MFLOPs dense", "MFLOPs sparse", "sparse %", "MBOPs <32,32> dense",
+               "MBOPs <8,8>", "MBOPs <4,4>", "MBOPs codebook, a8", "MBOPs codebook, a16"],
+              rows),
+    ]
+
+
+def activations_section(ctx: Context, run: RunData) -> SectionOut:
+    """Table 7: test accuracy per task with weights from the codebooks and activations
+    quantized to 4, 8 and 16 bits (uniform, per layer, calibrated on the validation split)."""
+    if not ctx.activations:
+        return None
+    model = _model(ctx, run)
+    if model is None or model.num_tasks == 0:
+        return None
+    title = "Accuracy with quantized activations (Table 7)"
+    data_dir = ctx.data_dir or run.config.get("data_dir")
+    try:
+        scenario = scenario_of_model(model.scenario, model.num_tasks, data_dir)
+    except TSNError as e:
+        return title, [f"Not measured: the scenario's data was not found ({e}). Pass "
+                       "`--data-dir` to `tsn report`, or `--no-activations` to skip this."]
+    keys = ["fp32", *[f"{b}b" for b in ACTIVATION_BITS]]
+    rows = []
+    for task in scenario.tasks:
+        acc = model_activation_accuracy(
+            model, task.task_id, task.split("val"), task.split("test"), ACTIVATION_BITS
+        )
+        rows.append([task.task_id, *[num(acc[k]) for k in keys]])
+    rows.append(["mean", *[num(mean(float(r[i]) for r in rows)) for i in range(1, len(keys) + 1)]])
+    return title, [
+        "Test accuracy (%) of each task from model.tsn: weights are the stored codebook values; "
+        "the input of every masked layer and of the head is quantized uniformly to 2^b levels "
+        "over the range seen on the task's validation split (<w,4b>, <w,8b>, <w,16b>).",
+        table(["task", "fp32 activations", "4-bit", "8-bit", "16-bit"], rows),
+        f"Data: {scenario.source}.",
+    ]
