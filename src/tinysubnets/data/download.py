@@ -22,13 +22,42 @@ _CHUNK = 1 << 16
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """A file to fetch by name from any mirror.
+    """A file to fetch by name from any mirror, with the one checksum its publisher gives.
 
-    sha256 is of the decompressed content, because mirrors re-compress the same data differently.
+    sha256 is of the decompressed content (a .gz is gunzipped first), because mirrors re-compress
+    the same data differently. md5 is of the file exactly as served: it is there for sources that
+    publish only md5 (CIFAR, SVHN, Fashion-MNIST, Tiny ImageNet), and it catches damaged or cut
+    transfers, not a mirror that forges content.
     """
 
     name: str
-    sha256: str
+    sha256: str = ""
+    md5: str = ""
+
+    def __post_init__(self) -> None:
+        if bool(self.sha256) == bool(self.md5):
+            raise ValueError(f"{self.name}: give exactly one checksum, sha256 or md5")
+
+    @property
+    def expected(self) -> str:
+        """The checksum in words, for messages: its kind, value and what it is of."""
+        if self.sha256:
+            return f"sha256 {self.sha256} of the decompressed content"
+        return f"md5 {self.md5} of the file as published"
+
+    def digest(self, path: Path) -> str:
+        """The same kind of checksum computed over path (which need not carry this name)."""
+        if self.sha256:
+            return file_digest(path, "sha256", gzipped=self.name.endswith(".gz"))
+        return file_digest(path, "md5", gzipped=False)
+
+    def check(self, path: Path) -> None:
+        """DataError unless path holds this file's content (path may be a temp file)."""
+        got = self.digest(path)
+        if got != (self.sha256 or self.md5):
+            raise DataError(
+                f"checksum mismatch for {self.name}: expected {self.expected}, got {got}"
+            )
 
 
 def default_cache_dir() -> Path:
@@ -40,9 +69,9 @@ def default_cache_dir() -> Path:
     return base / "tinysubnets"
 
 
-def content_sha256(path: Path, gzipped: bool | None = None) -> str:
-    """sha256 of the file's content, gunzipped first if gzipped (default: name ends in .gz)."""
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str = "sha256", gzipped: bool | None = None) -> str:
+    """Hex digest of the file's content, gunzipped first if gzipped (default: name ends in .gz)."""
+    digest = hashlib.new(algorithm, usedforsecurity=False)
     if gzipped is None:
         gzipped = path.name.endswith(".gz")
     try:
@@ -51,7 +80,7 @@ def content_sha256(path: Path, gzipped: bool | None = None) -> str:
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
     except (OSError, EOFError, zlib.error) as error:
-        raise DataError(f"cannot read {path} to check its sha256: {error}") from None
+        raise DataError(f"cannot read {path} to check its {algorithm}: {error}") from None
     return digest.hexdigest()
 
 
@@ -60,7 +89,8 @@ def _is_verified(path: Path, file: RemoteFile) -> bool:
     if not path.is_file():
         return False
     try:
-        return content_sha256(path) == file.sha256
+        file.check(path)
+        return True
     except DataError:
         return False
 
@@ -82,13 +112,7 @@ def _download(url: str, file: RemoteFile, dest: Path, timeout: float) -> None:
         if expected_size is not None and received != expected_size:
             raise DataError(f"download ended after {received} of {expected_size} bytes")
         handle.flush()
-        # The temp file is named *.part, so say explicitly whether to gunzip it.
-        got = content_sha256(Path(handle.name), gzipped=file.name.endswith(".gz"))
-        if got != file.sha256:
-            raise DataError(
-                f"checksum mismatch for {file.name}: expected sha256 {file.sha256} of the "
-                f"decompressed content, got {got}"
-            )
+        file.check(Path(handle.name))
 
 
 def fetch(urls: Sequence[str], file: RemoteFile, dest_dir: Path, timeout: float = 60.0) -> Path:
@@ -118,5 +142,5 @@ def fetch(urls: Sequence[str], file: RemoteFile, dest_dir: Path, timeout: float 
             failures.append(f"{url}: {error}")
     tried = "\n  ".join(failures) if failures else "(no mirror URLs given)"
     raise DataError(
-        f"could not download {file.name} (sha256 {file.sha256}) into {dest_dir}; tried:\n  {tried}"
+        f"could not download {file.name} ({file.expected}) into {dest_dir}; tried:\n  {tried}"
     )

@@ -1,4 +1,4 @@
-"""Tiny ImageNet (tiny-imagenet-200) in its original layout, from the folder or a .tar.gz of it."""
+"""Tiny ImageNet (tiny-imagenet-200) in its original layout: the folder, or a .zip or .tar.gz."""
 
 from __future__ import annotations
 
@@ -71,9 +71,9 @@ def _from_folder(root: Path) -> tuple[_TinyFiles, str]:
 
 
 def _from_archive(archive: Path) -> _TinyFiles:
-    """The same files read from a tar archive in one pass (its members stay in memory)."""
+    """The same files read from a zip or tar archive in one pass (its members stay in memory)."""
     files, tops = _TinyFiles(where=""), set()
-    for name, read in iter_archive(archive, f"a tar archive of {TINY_LAYOUT}"):
+    for name, read in iter_archive(archive, f"an archive of {TINY_LAYOUT}"):
         parts = name.split("/")
         top = "" if parts[0] in _TOP_LEVEL else parts[0]
         rel = parts[1:] if top else parts
@@ -178,7 +178,8 @@ def load_tiny_imagenet(
 ) -> tuple[ImageSet, ImageSet]:
     """(train, val) Tiny ImageNet: (N, 64, 64, 3) uint8, label = line of the wnid in wnids.txt.
 
-    path: the tiny-imagenet-200 folder, the folder holding it, or a .tar.gz/.tgz/.tar of it.
+    path: the tiny-imagenet-200 folder, the folder holding it, or a .zip (the official download)
+    or .tar.gz/.tgz/.tar of it.
     val (labelled by val_annotations.txt) is the usual test set: the official test/ has no labels.
     size, limit, cache_dir, use_cache: as for load_image_folder.
     """
@@ -187,7 +188,7 @@ def load_tiny_imagenet(
     gathered: _TinyFiles | None = None
     if is_archive(path):
         if not path.is_file():
-            raise DataError(f"archive not found: {path}; expected a tar archive of {TINY_LAYOUT}")
+            raise DataError(f"archive not found: {path}; expected an archive of {TINY_LAYOUT}")
         stamp: object = file_stamp(path)
     else:
         gathered, stamp = _from_folder(path)
