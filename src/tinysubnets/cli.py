@@ -32,7 +32,7 @@ RUN_EPILOG = """\
 examples:
   tsn run                                     10-task permuted MNIST on the embedded 5k subset
   tsn run --data-dir ../shared/data/mnist     the full MNIST from its IDX files
-  tsn run --download                          fetch MNIST (checksums verified) into a cache
+  tsn run --download                          fetch the data (checksums verified) into a cache
   tsn run --tasks 3 --epochs 2 --out runs/x   a quick run, kept in runs/x
   tsn run --resume runs/x                     continue runs/x from its last finished task
 
@@ -103,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="random seed: same seed, same numbers (default 0)")
     p.add_argument("--data-dir", type=Path, help="folder with the dataset's standard files")
     p.add_argument("--download", action="store_true", default=None,
-                   help="download the dataset (official mirrors, checksums verified)")
+                   help="download what --data-dir lacks (official sources, checksums verified, "
+                   "cached): MNIST, Fashion-MNIST, CIFAR-10/100, SVHN, Tiny ImageNet")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     p.add_argument("--device", metavar="DEV",
                    help="where to compute: cpu (default), cuda, cuda:N, or auto (a GPU if any)")
@@ -124,6 +125,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="largest validation accuracy drop quantization may cause")
     p.add_argument("--b-min", type=int, metavar="BITS", help="bit-width the search starts at")
     p.add_argument("--b-max", type=int, metavar="BITS", help="largest bit-width (at most 16)")
+    p.add_argument("--duplicate-above", type=float, metavar="NATS",
+                   help="model duplicate: a task whose KL divergence (nats per feature) from "
+                   "every earlier task exceeds NATS trains on a fresh copy of the backbone, "
+                   "counted in capacity (default: never)")
     p.add_argument("--replay-per-task", type=int, metavar="M",
                    help="keep M reservoir-sampled training samples of each task in model.tsn "
                    "(a replay memory, counted in capacity; default 0 = none)")
@@ -212,6 +217,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
         overrides["quantize"] = quantize
     if args.replay_per_task is not None:
         overrides["replay"] = {"per_task": args.replay_per_task}
+    if args.duplicate_above is not None:
+        overrides["similarity"] = {"duplicate_above": args.duplicate_above}
     return config_from_dict(overrides, base)
 
 

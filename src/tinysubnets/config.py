@@ -131,6 +131,9 @@ class SimilarityConfig:
     far: float = 2.0  # above (from every earlier task), it is "far"
     scale_near: float = 0.75
     scale_far: float = 1.25
+    # "Model duplicate": a task farther than this from every earlier task (nats per feature)
+    # gets a fresh copy of the backbone, counted in capacity; None = never.
+    duplicate_above: float | None = None
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
@@ -140,8 +143,13 @@ class SimilarityConfig:
             raise ConfigError(f"similarity needs 0 <= near <= far, got {self.near}, {self.far}")
         if self.scale_near <= 0 or self.scale_far <= 0:
             raise ConfigError("similarity capacity scales must be > 0")
-        if (self.share_from_nearest or self.adapt_capacity) and not self.measure:
-            raise ConfigError("share_from_nearest/adapt_capacity need measure: true")
+        acting = self.share_from_nearest or self.adapt_capacity or self.duplicate_above is not None
+        if acting and not self.measure:
+            raise ConfigError(
+                "share_from_nearest, adapt_capacity and duplicate_above need measure: true"
+            )
+        if self.duplicate_above is not None and self.duplicate_above < 0:
+            raise ConfigError(f"duplicate_above must be >= 0 nats, got {self.duplicate_above}")
 
 
 @dataclass(frozen=True)

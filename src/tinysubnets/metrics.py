@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tinysubnets.nn.backbones import TSNNetwork
+from tinysubnets.nn.backbones import COPY_PREFIX, TSNNetwork
 
 
 def average_accuracy(R: Sequence[Sequence[float]]) -> float:
@@ -63,7 +63,11 @@ def compression_per_task(tasks: Sequence[dict], backbone_weights: int) -> list[d
 
 
 def capacity(net: TSNNetwork) -> dict:
-    """Share of backbone weights claimed by finished tasks: total, per layer, per owner task."""
+    """Share of backbone weights claimed by finished tasks: total, per layer, per owner task.
+
+    Weights of backbone copies ("model duplicate") count as used, against the backbone's own
+    size, so a run that duplicated can use more than 100 %.
+    """
     layers, per_task, used, total = {}, {}, 0, 0
     for name, layer in net.masked_layers().items():
         owner = layer.owner
@@ -71,7 +75,8 @@ def capacity(net: TSNNetwork) -> dict:
         layers[name] = {"weights": n, "used": n_used, "used_pct": 100.0 * n_used / n}
         for t in owner[owner >= 0].unique().tolist():
             per_task[int(t)] = per_task.get(int(t), 0) + int((owner == t).sum())
-        used, total = used + n_used, total + n
+        used += n_used
+        total += 0 if name.startswith(COPY_PREFIX) else n  # 100 % = the backbone, not copies
     return {
         "backbone_weights": total,
         "used": used,

@@ -84,10 +84,15 @@ def parse(data: bytes, source: str) -> ParsedModel:
     header, chunks = unpack(data, source)
     backbone = _meta_backbone(source, header.get("backbone"))
     net = TSNNetwork(backbone)
+    n_weights = sum(m.frozen.numel() for m in net.masked_layers().values())  # capacity's 100 %
+    copies = header.get("copies", 0)
+    if not is_int(copies) or (copies + 1) * n_weights > MAX_BACKBONE_WEIGHTS:
+        raise DataError(
+            f"{source}: a backbone of {n_weights} weights with {copies!r} copies is beyond the "
+            "reader's limit or malformed"
+        )
+    _add_copies(net, copies)
     built = {n: tuple(m.frozen.shape) for n, m in net.masked_layers().items()}
-    n_weights = sum(prod(s) for s in built.values())
-    if n_weights > MAX_BACKBONE_WEIGHTS:
-        raise DataError(f"{source}: a backbone of {n_weights} weights is beyond the reader's limit")
     layers = header.get("layers")
     if not isinstance(layers, list) or [
         (n, tuple(s)) if isinstance(s, list) else None for n, s in _pairs(layers)
@@ -106,6 +111,7 @@ def parse(data: bytes, source: str) -> ParsedModel:
             and set(blocks) == {*built, HEAD}
             and all(isinstance(b, list) and len(b) == 3 and all(is_int(v) for v in b)
                     for b in blocks.values())
+            and is_int(task.get("copy", 0)) and task.get("copy", 0) <= copies
         ):
             raise DataError(f"{source}: the header's entry for task {t} is malformed: {task!r}")
         for name, (bits, k, coding) in blocks.items():
@@ -178,6 +184,7 @@ def decode(parsed: ParsedModel) -> CompressedModel:
     T = len(tasks)
     backbone = build_backbone_empty(header["backbone"])
     net = TSNNetwork(backbone)
+    _add_copies(net, header.get("copies", 0))
     masks: list[dict[str, torch.Tensor]] = [{} for _ in range(T)]
     for name, layer in net.masked_layers().items():
         shape = parsed.layers[name]
@@ -202,6 +209,7 @@ def decode(parsed: ParsedModel) -> CompressedModel:
         n_weight = task["classes"] * backbone.out_features
         values = torch.from_numpy(_block(parsed, t, HEAD, n_weight + task["classes"]))
         set_head_values(net.add_head(task["classes"], generator), values)
+        net.copy_of[t] = task.get("copy", 0)
     for t in range(T if net.norm_specs else 0):
         _load_norms(parsed, net, t)
     net.eval()
@@ -235,6 +243,13 @@ def _load_norms(parsed: ParsedModel, net: TSNNetwork, t: int) -> None:
             for key in NORM_STATE:
                 getattr(net.norms[t][name], key).copy_(values[pos : pos + n])
                 pos += n
+
+
+def _add_copies(net: TSNNetwork, copies: int) -> None:
+    """The header's backbone copies ("model duplicate"); their values come from the file."""
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(copies):
+        net.add_copy(generator)
 
 
 def build_backbone_empty(spec: dict[str, Any]) -> torch.nn.Module:

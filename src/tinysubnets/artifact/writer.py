@@ -99,6 +99,10 @@ def model_bytes(
         "tasks": tasks,
         "scenario": scenario or {},
     }
+    if net.copies:  # a file without backbone copies has no entry, and reads as it always did
+        header["copies"] = len(net.copies)
+        for t, task in enumerate(tasks):
+            task["copy"] = net.copy_of[t]
     if replay:  # a file without replay has no entry, and reads as it always did
         header[REPLAY] = {"x": REPLAY_X, "y": REPLAY_Y, "tasks": [
             {"count": len(m), "shape": list(m.x.shape[1:])} for m in replay]}

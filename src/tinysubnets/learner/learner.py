@@ -52,12 +52,15 @@ class TaskRecord:
     divergence: list[float] | None = None  # KL(task t ‖ task j) for j < t, before training
     nearest: int | None = None
     capacity_scale: float = 1.0
+    copy: int = 0  # the backbone copy the task computes with (0: the shared backbone)
+    duplicated: bool = False  # whether the task got a fresh copy ("model duplicate")
     # Wall time of each phase (the paper's Table 4): similarity, train, prune (with its
     # retraining), quantize (with codebook fine-tuning), consolidate.
     phase_s: dict[str, float] = field(default_factory=dict)
 
 
 REPLAY_STREAM = 1  # the replay memory's draws, apart from training's (stream 0)
+COPY_STREAM = 2  # a duplicated backbone's fresh weights and scores
 
 
 def task_generator(seed: int, task_id: int, stream: int = 0) -> torch.Generator:
@@ -140,7 +143,7 @@ class Learner:
 
     def probe(self, task_id: int, split: Split) -> float:
         """Accuracy on a task not yet trained (its fresh head, the mask the scores pick now)."""
-        selectors = mask_selectors(self.net, self.cfg, self.new_weight_budgets())
+        selectors = mask_selectors(self.net, self.cfg, self.new_weight_budgets(), task_id)
         return accuracy(self.net, task_id, select_masks(selectors), split.to(self.device))
 
     def learn(self, task: Task, train: Split, val: Split, progress: bool = True) -> TaskRecord:
@@ -162,7 +165,7 @@ class Learner:
             self.net, t, train, val, cfg, task_generator(self.seed, t), budgets, progress
         )
         clock.lap("train")
-        masks = select_masks(mask_selectors(self.net, cfg, budgets))
+        masks = select_masks(mask_selectors(self.net, cfg, budgets, t))
         generator = task_generator(self.seed, t)  # for the fine-tuning passes' batch order
         if self.prune.enabled:
             p = self.prune
@@ -218,6 +221,18 @@ class Learner:
         record.divergence = divergences(self.net, self.masks, self.feature_stats, x_sample)
         nearest = min(range(len(record.divergence)), key=record.divergence.__getitem__)
         record.nearest = nearest
+        t = record.task_id
+        if s.duplicate_above is not None and record.divergence[nearest] > s.duplicate_above:
+            # Too unlike every finished task to share with any: a fresh backbone copy.
+            record.copy = self.net.add_copy(task_generator(self.seed, t, COPY_STREAM))
+            record.duplicated = True
+            for masks in self.masks:  # finished tasks use none of the new copy
+                for name, layer in self.net.masked_layers().items():
+                    masks.setdefault(name, torch.zeros_like(layer.owner, dtype=torch.bool))
+            budgets = self.new_weight_budgets()  # the copy's layers are all free
+        else:  # the backbone (copy) of the nearest task, whose weights it is likeliest to share
+            record.copy = self.net.copy_of[nearest]
+        self.net.copy_of[t] = record.copy
         if s.share_from_nearest:
             with torch.no_grad():
                 for name, layer in self.net.masked_layers().items():
@@ -254,12 +269,17 @@ class Learner:
             "n_classes": list(self.n_classes),
             "feature_stats": [(s.mean.clone(), s.var.clone()) for s in self.feature_stats],
             "replay": [(m.x.clone(), m.y.clone()) for m in self.replay],
+            "copy_of": list(self.net.copy_of[: self.num_tasks]),
         }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a learner saved by ``state_dict`` (heads are rebuilt before loading)."""
         for n in state["n_classes"][len(self.net.heads):]:
             self.add_head(n)
+        copy_of = list(state.get("copy_of", []))
+        while len(self.net.copies) < max(copy_of, default=0):  # values come from the state
+            self.net.add_copy(torch.Generator().manual_seed(0))
+        self.net.copy_of[: len(copy_of)] = copy_of
         self.net.load_state_dict(state["net"])
         self.masks = [{k: v.to(self.device) for k, v in m.items()} for m in state["masks"]]
         self.n_classes = list(state["n_classes"])

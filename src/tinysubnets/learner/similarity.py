@@ -54,7 +54,7 @@ def feature_stats(
     ``task_id``'s norms (eval mode: stored statistics, nothing updated)."""
     was_training = net.training
     net.eval()
-    weights = {n: layer.masked_weight(masks[n]) for n, layer in net.masked_layers().items()}
+    weights = net.task_weights(task_id, masks)
     feats = torch.cat([
         net.features(x[i : i + batch_size], task_id, weights).double()
         for i in range(0, len(x), batch_size)

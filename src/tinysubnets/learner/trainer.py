@@ -11,8 +11,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from tinysubnets.config import TrainConfig
-from tinysubnets.nn.backbones import TSNNetwork
-from tinysubnets.nn.masked import MaskSelector
+from tinysubnets.nn.backbones import TSNNetwork, base_layer_name
+from tinysubnets.nn.masked import MaskedLayer, MaskSelector
 from tinysubnets.scenarios.base import Split, iterate_batches
 
 
@@ -27,18 +27,35 @@ class TrainOutcome:
     epoch_train_s: list[float] = field(default_factory=list)
 
 
+class _Unused:
+    """Selects nothing: a layer of another backbone copy than the task's."""
+
+    def __init__(self, layer: MaskedLayer) -> None:
+        self.mask = torch.zeros(layer.owner.shape, dtype=torch.bool, device=layer.owner.device)
+
+    def __call__(self) -> Tensor:
+        return self.mask
+
+
 def mask_selectors(
-    net: TSNNetwork, cfg: TrainConfig, budgets: dict[str, int] | None = None
-) -> dict[str, MaskSelector]:
-    """One mask selector per masked layer (``budgets``: free weights each layer's mask takes)."""
+    net: TSNNetwork, cfg: TrainConfig, budgets: dict[str, int] | None = None,
+    task_id: int | None = None,
+) -> dict[str, MaskSelector | _Unused]:
+    """One mask selector per masked layer (``budgets``: free weights each layer's mask takes).
+
+    With ``task_id``, the layers of backbone copies the task does not compute with get an
+    empty mask; the keep ratio of a copy's layer is that of the same layer of the backbone.
+    """
     budgets = budgets or {}
+    used = set(net.masked_layers()) if task_id is None else set(net.task_layers(task_id))
     return {
-        name: MaskSelector(layer, cfg.keep_ratio_of(name), budgets.get(name))
+        name: MaskSelector(layer, cfg.keep_ratio_of(base_layer_name(name)), budgets.get(name))
+        if name in used else _Unused(layer)
         for name, layer in net.masked_layers().items()
     }
 
 
-def select_masks(selectors: dict[str, MaskSelector]) -> dict[str, Tensor]:
+def select_masks(selectors: dict[str, MaskSelector | _Unused]) -> dict[str, Tensor]:
     """The masks the current scores pick, one per masked layer."""
     return {name: select() for name, select in selectors.items()}
 
@@ -129,7 +146,7 @@ def train_task(
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience
         )
-    selectors = mask_selectors(net, cfg, budgets)
+    selectors = mask_selectors(net, cfg, budgets, task_id)
     outcome = TrainOutcome(best_epoch=-1, best_val_acc=-1.0)
     best_state: dict[str, Tensor] = {}
     bar = tqdm(

@@ -7,7 +7,9 @@ the same module serves training (straight-through masks) and evaluation of any t
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
+from copy import deepcopy
 from math import prod
 
 import torch
@@ -52,6 +54,12 @@ def build_backbone(name: str, **kwargs: object) -> nn.Module:
     return BACKBONES[name](**kwargs)
 
 
+COPY_PREFIX = "copy"  # layers of backbone copy c are named "copy{c}.{layer}"
+
+
+def base_layer_name(name: str) -> str:
+    """The backbone layer a (copy's) layer name stands for: "copy2.fc1" -> "fc1"."""
+    return re.sub(rf"^{COPY_PREFIX}\d+\.", "", name)
 HEAD = "head"  # a task's head as a block of values, beside its layers' names (quantization, file)
 
 
@@ -93,10 +101,43 @@ class TSNNetwork(nn.Module):
         self.heads = nn.ModuleList()
         self.norm_specs: dict[str, tuple[str, int]] = dict(getattr(backbone, "norm_specs", {}))
         self.norms = nn.ModuleList()
+        # "Model duplicate": fresh copies of the backbone for tasks too unlike every earlier
+        # one. Task t computes with backbone copy_of[t] (0 = the shared backbone itself).
+        self.copies = nn.ModuleList()
+        self.copy_of: list[int] = []
 
     def masked_layers(self) -> dict[str, MaskedLayer]:
-        """The backbone's masked layers by name, in forward order."""
-        return {n: m for n, m in self.backbone.named_modules() if isinstance(m, MaskedLayer)}
+        """Every masked layer by name, in forward order: the backbone's, then each copy's
+        (named ``copy{c}.{layer}``)."""
+        layers = self._layers(self.backbone)
+        for c, copy in enumerate(self.copies, 1):
+            layers.update({f"{COPY_PREFIX}{c}.{n}": m for n, m in self._layers(copy).items()})
+        return layers
+
+    @staticmethod
+    def _layers(backbone: nn.Module) -> dict[str, MaskedLayer]:
+        return {n: m for n, m in backbone.named_modules() if isinstance(m, MaskedLayer)}
+
+    def backbone_of(self, task_id: int) -> nn.Module:
+        """The backbone (copy) task ``task_id`` computes with."""
+        c = self.copy_of[task_id] if task_id < len(self.copy_of) else 0
+        return self.backbone if c == 0 else self.copies[c - 1]
+
+    def task_layers(self, task_id: int) -> dict[str, tuple[str, MaskedLayer]]:
+        """The layers task ``task_id`` computes with: full name -> (name in its backbone, layer)."""
+        c = self.copy_of[task_id] if task_id < len(self.copy_of) else 0
+        prefix = "" if c == 0 else f"{COPY_PREFIX}{c}."
+        return {prefix + n: (n, m) for n, m in self._layers(self.backbone_of(task_id)).items()}
+
+    def add_copy(self, generator: torch.Generator) -> int:
+        """Append a fresh copy of the backbone (new weights and scores drawn from
+        ``generator``, nothing claimed) and return its index (1, 2, ...)."""
+        copy = deepcopy(self.backbone)
+        with torch.no_grad():
+            for layer in self._layers(copy).values():
+                layer.reset(generator)
+        self.copies.append(copy)
+        return len(self.copies)
 
     def add_head(self, n_classes: int, generator: torch.Generator) -> nn.Linear:
         """Append a head for the next task, initialised from ``generator`` (seeded per task)."""
@@ -111,6 +152,7 @@ class TSNNetwork(nn.Module):
             head.bias.uniform_(-bound, bound, generator=generator)
         device = next(self.backbone.parameters()).device
         self.heads.append(head.to(device))
+        self.copy_of.append(0)  # the shared backbone, unless the learner duplicates it
         if self.norm_specs:
             self.norms.append(make_norms(self.norm_specs).to(device))
         return self.heads[-1]
@@ -139,14 +181,21 @@ class TSNNetwork(nn.Module):
         self, x: Tensor, task_id: int, masks: dict[str, Tensor], train: bool = False
     ) -> Tensor:
         """Logits of task ``task_id`` computed with ``masks`` (straight-through if ``train``)."""
-        weights = {
-            name: layer.masked_weight(masks[name], scores_grad=train)
-            for name, layer in self.masked_layers().items()
+        return self.heads[task_id](self.features(x, task_id, self.task_weights(task_id, masks,
+                                                                                train)))
+
+    def task_weights(
+        self, task_id: int, masks: dict[str, Tensor], train: bool = False
+    ) -> dict[str, Tensor]:
+        """The masked weights of task ``task_id``'s backbone, by their names in it."""
+        return {
+            local: layer.masked_weight(masks[name], scores_grad=train)
+            for name, (local, layer) in self.task_layers(task_id).items()
         }
-        return self.heads[task_id](self.features(x, task_id, weights))
 
     def features(self, x: Tensor, task_id: int, weights: dict[str, Tensor]) -> Tensor:
-        """The backbone's output for task ``task_id`` with the given weights (and its norms)."""
+        """Task ``task_id``'s backbone output with the given weights (and the task's norms)."""
+        backbone = self.backbone_of(task_id)
         if self.norm_specs:
-            return self.backbone(x, weights, self.norms[task_id])
-        return self.backbone(x, weights)
+            return backbone(x, weights, self.norms[task_id])
+        return backbone(x, weights)

@@ -172,6 +172,17 @@ class MaskedLayer(nn.Module):
         self.register_buffer("owner", torch.full(shape, -1, dtype=torch.int16))
         self.fan_in = fan_in
 
+    @torch.no_grad()
+    def reset(self, generator: torch.Generator) -> None:
+        """A fresh layer: weights and scores drawn anew (the same Kaiming-uniform bound as at
+        construction, from ``generator``), nothing frozen, nothing owned."""
+        bound = 1.0 / math.sqrt(self.fan_in)  # kaiming_uniform_ with a = sqrt(5)
+        for tensor in (self.weight, self.scores):
+            values = torch.empty(tensor.shape).uniform_(-bound, bound, generator=generator)
+            tensor.copy_(values)
+        self.frozen.zero_()
+        self.owner.fill_(-1)
+
     @property
     def claimed(self) -> Tensor:
         """Positions owned by a finished task (the consolidated mask C_{t-1}).

@@ -119,8 +119,13 @@ class TaskOps:
         }
 
 
+def _task_layers(net: TSNNetwork, task_id: int) -> dict[str, nn.Module]:
+    """The masked layers the task computes with: its backbone's (or its backbone copy's)."""
+    return {name: layer for name, (_, layer) in net.task_layers(task_id).items()}
+
+
 def _mac_layers(net: TSNNetwork, task_id: int) -> dict[str, nn.Module]:
-    return {**net.masked_layers(), HEAD: net.heads[task_id]}
+    return {**_task_layers(net, task_id), HEAD: net.heads[task_id]}
 
 
 @torch.no_grad()
@@ -159,7 +164,7 @@ def task_ops(
     owner's width (a position no task owns yet counts as the task's own).
     """
     check_task_id(task_id, len(net.heads))
-    layers = net.masked_layers()
+    layers = _task_layers(net, task_id)
     for name, layer in layers.items():
         if name not in masks or masks[name].shape != layer.owner.shape:
             raise ShapeError(f"task {task_id}: no mask of shape {tuple(layer.owner.shape)} "

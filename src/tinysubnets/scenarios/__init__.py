@@ -38,7 +38,7 @@ def _pmnist(cfg: RunConfig) -> Scenario:
 
 def _split(dataset: str, per_task: int, size: int) -> Callable[[RunConfig], Scenario]:
     def build(cfg: RunConfig) -> Scenario:
-        train, test, source = load_dataset(dataset, cfg.data_dir, cfg.seed)
+        train, test, source = load_dataset(dataset, cfg.data_dir, cfg.seed, cfg.download)
         return class_split(dataset, train, test, cfg.tasks, per_task, cfg.seed,
                            cfg.val_fraction, source, size)
 
@@ -64,7 +64,8 @@ def _five(cfg: RunConfig) -> Scenario:
             f"five-datasets: {cfg.tasks} tasks asked but {len(names)} datasets chosen "
             f"({', '.join(names)}); pass --tasks {len(names)}"
         )
-    loaded = [(n, *load_dataset(n, cfg.data_dir, cfg.seed)) for n in names[: cfg.tasks]]
+    loaded = [(n, *load_dataset(n, cfg.data_dir, cfg.seed, cfg.download))
+              for n in names[: cfg.tasks]]
     source = "; ".join(f"{n}: {src}" for n, _, _, src in loaded)
     return one_task_per_dataset("five-datasets", [(n, tr, te) for n, tr, te, _ in loaded],
                                 cfg.seed, cfg.val_fraction, source)
