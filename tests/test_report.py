@@ -252,3 +252,17 @@ def test_activation_table_says_how_to_give_missing_data(runs: dict[str, Path], t
     assert "Not measured: the scenario's data was not found" in text
     write_report([folder], activations=False)
     assert "(Table 7)" not in (folder / "report.md").read_text()
+
+
+def test_table3_shows_the_accuracy_the_bit_width_search_measured(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    folder = _copy(runs["pruned"], tmp_path)
+    write_report([folder], activations=False)
+    text = (folder / "report.md").read_text()
+    table3 = text.split("(Table 3)")[1].split("\n## ")[0]
+    for t in _results(folder)["per_task"]:
+        trials = t["quantize"]["uniform_val_acc"]
+        assert {"3", "4", "5"} <= set(trials)  # always measured, whatever width was chosen
+        row = next(line for line in table3.splitlines() if line.startswith(f"| {t['task_id']} |"))
+        assert f"{trials['4']:.2f}" in row

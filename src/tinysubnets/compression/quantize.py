@@ -38,6 +38,14 @@ class QuantizeReport:
     evaluations: int = 0
     time_s: float = 0.0
     finetune: dict | None = None  # see finetune.FinetuneReport
+    # Validation accuracy with every block at b bits (plain k-means, before fine-tuning), for
+    # each b tried: the paper's Table 3 (accuracy against bit-width).
+    uniform_val_acc: dict[int, float] = field(default_factory=dict)
+
+
+# Uniform bit-widths always measured (when within b_min..b_max), even past the chosen one:
+# they cost an evaluation each and fill the paper's Table 3. They never change the result.
+TABLE3_BITS = (3, 4, 5)
 
 
 @dataclass
@@ -108,11 +116,13 @@ def quantize_task(
         report.evaluations += 1
         return accuracy(net, task_id, masks, val)
 
-    bits = dict.fromkeys(blocks, b_max)
+    bits, found = dict.fromkeys(blocks, b_max), False
     for b in range(b_min, b_max + 1):
-        if trial(dict.fromkeys(blocks, b)) >= floor:
-            bits = dict.fromkeys(blocks, b)
+        if found and b > max(TABLE3_BITS):
             break
+        report.uniform_val_acc[b] = trial(dict.fromkeys(blocks, b))
+        if not found and report.uniform_val_acc[b] >= floor:
+            bits, found = dict.fromkeys(blocks, b), True
     # Per-block bit-widths where they save bits at the same accuracy: largest block first.
     for name in sorted(blocks, key=lambda n: -blocks[n].original.numel()):
         while bits[name] > b_min and trial({**bits, name: bits[name] - 1}) >= floor:

@@ -38,6 +38,7 @@ OVERVIEW_SECTIONS: list[OverviewSection] = [
 RUN_SECTIONS: list[RunSection] = [
     pertask.accuracy_matrix_section,  # Figures 2-5
     pertask.compression_section,  # Table 2
+    pertask.bitwidth_accuracy_section,  # Table 3
     pertask.capacity_per_task_section,  # Table 1, per task
     pertask.time_per_task_section,  # Table 4, per task
     measured.flops_section,  # Table 6, from model.tsn

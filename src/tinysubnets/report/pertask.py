@@ -101,3 +101,21 @@ def time_per_task_section(ctx: Context, run: RunData) -> SectionOut:
         table(["task", *[f"{p} (s)" for p in phases], "total (s)"], rows),
         figure("time per phase", ctx.figure(run, "phase_times.png")),
     ]
+
+
+def bitwidth_accuracy_section(ctx: Context, run: RunData) -> SectionOut:
+    """Table 3: validation accuracy with every block of a task at b bits (plain k-means)."""
+    trials = [((t.get("quantize") or {}).get("uniform_val_acc") or {}) for t in run.per_task]
+    widths = sorted({int(b) for row in trials for b in row})
+    if not widths:
+        return None
+    rows = [[t.get("task_id", i), *[num(row.get(str(b), row.get(b))) for b in widths],
+             num((t.get("quantize") or {}).get("val_acc_before"))]
+            for i, (t, row) in enumerate(zip(run.per_task, trials, strict=True))]
+    return "Accuracy against bit-width (Table 3)", [
+        "Validation accuracy (%) of each task with all its own blocks (layers and head) "
+        "quantized to b bits by k-means, before codebook fine-tuning, as the bit-width search "
+        "measured it; the last column is the unquantized value. The search stops once a width "
+        "is within the threshold, but always measures 3, 4 and 5 bits; wider ones are blank.",
+        table(["task", *[f"{b} bits" for b in widths], "unquantized"], rows),
+    ]
