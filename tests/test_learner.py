@@ -11,7 +11,7 @@ from conftest import tiny_config
 
 from tinysubnets import run
 from tinysubnets.config import PruneConfig, QuantizeConfig
-from tinysubnets.errors import ShapeError, TaskIdError
+from tinysubnets.errors import ConfigError, ShapeError, TaskIdError
 from tinysubnets.learner.learner import Learner
 from tinysubnets.scenarios import build_scenario
 
@@ -127,3 +127,19 @@ def test_plateau_schedule_and_sgd_train_and_keep_the_best_epoch() -> None:
     assert len(outcome["val_acc"]) == 4
     assert outcome["best_val_acc"] == max(outcome["val_acc"])
     assert result.R[0][0] > 50.0
+
+
+def test_resume_accepts_a_checkpoint_older_than_a_nested_setting(tmp_path) -> None:
+    """A setting added later (here a similarity field) took its default in the older run."""
+    cfg = tiny_config(epochs=1)
+    run(cfg, out=tmp_path / "run", progress=False, stop_after=1)
+    path = tmp_path / "run" / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    del state["identity"]["similarity"]["duplicate_above"]
+    torch.save(state, path)
+    resumed, _ = run(cfg, out=tmp_path / "run", resume=True, progress=False)
+    assert len(resumed.R) == cfg.tasks
+    state["identity"]["similarity"]["near"] = 9.0  # a real difference is still refused
+    torch.save(state, path)
+    with pytest.raises(ConfigError, match="similarity.near"):
+        run(cfg, out=tmp_path / "run", resume=True, progress=False)

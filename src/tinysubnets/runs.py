@@ -95,11 +95,16 @@ def accuracy_matrix_csv(R: list[list[float]]) -> str:
     return out.getvalue()
 
 
+def new_learner(cfg: RunConfig) -> Learner:
+    """The learner a run of ``cfg`` starts from: its scenario's backbone, untrained."""
+    name, kwargs = BACKBONE_OF[cfg.scenario]
+    return Learner(name, kwargs, cfg.train, cfg.seed, cfg.tasks, cfg.prune, cfg.quantize,
+                   cfg.similarity, resolve_device(cfg.device), cfg.replay)
+
+
 def _random_init_baseline(cfg: RunConfig, scenario: Scenario) -> list[float]:
     """b_j of GEM's FWT: task j's test accuracy with the untrained network and task j's head."""
-    name, kwargs = BACKBONE_OF[cfg.scenario]
-    fresh = Learner(name, kwargs, cfg.train, cfg.seed, cfg.tasks, cfg.prune, cfg.quantize,
-                    cfg.similarity, resolve_device(cfg.device))
+    fresh = new_learner(cfg)
     accs = []
     for task in scenario.tasks:
         fresh.add_head(task.n_classes)
@@ -117,8 +122,9 @@ def _load_checkpoint(run_dir: Path, cfg: RunConfig) -> dict[str, Any]:
         raise ConfigError(f"cannot resume: {path} is not a readable checkpoint ({e})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"cannot resume: {path} has an unknown checkpoint format")
-    # A setting added after the checkpoint was written took its default in that run.
-    saved = {**RunConfig().identity(), **state["identity"]}
+    # A setting added after the checkpoint was written took its default in that run (nested
+    # ones too, e.g. a new similarity field).
+    saved = _with_defaults(state["identity"], RunConfig().identity())
     wanted = cfg.identity()
     if saved != wanted:
         diffs = _diff(saved, wanted)
@@ -126,6 +132,15 @@ def _load_checkpoint(run_dir: Path, cfg: RunConfig) -> dict[str, Any]:
             f"cannot resume {run_dir}: it was made with another configuration ({diffs})"
         )
     return state
+
+
+def _with_defaults(saved: dict, defaults: dict) -> dict:
+    """``saved`` with every key it lacks taken from ``defaults``, at any depth."""
+    out = dict(defaults)
+    for key, value in saved.items():
+        both = isinstance(value, dict) and isinstance(defaults.get(key), dict)
+        out[key] = _with_defaults(value, defaults[key]) if both else value
+    return out
 
 
 def _diff(saved: dict, wanted: dict, prefix: str = "") -> str:
@@ -183,9 +198,7 @@ def run(
             )
     state = _load_checkpoint(out, cfg) if resume and out is not None else None
     scenario = build_scenario(cfg)
-    name, kwargs = BACKBONE_OF[cfg.scenario]
-    learner = Learner(name, kwargs, cfg.train, cfg.seed, cfg.tasks, cfg.prune, cfg.quantize,
-                      cfg.similarity, resolve_device(cfg.device), cfg.replay)
+    learner = new_learner(cfg)
     result = RunResult(config=cfg.to_dict(), source=scenario.source)
     if state is not None:
         learner.load_state_dict(state["learner"])

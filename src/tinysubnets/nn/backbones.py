@@ -118,14 +118,17 @@ class TSNNetwork(nn.Module):
     def _layers(backbone: nn.Module) -> dict[str, MaskedLayer]:
         return {n: m for n, m in backbone.named_modules() if isinstance(m, MaskedLayer)}
 
+    def _copy_index(self, task_id: int) -> int:
+        return self.copy_of[task_id] if task_id < len(self.copy_of) else 0
+
     def backbone_of(self, task_id: int) -> nn.Module:
         """The backbone (copy) task ``task_id`` computes with."""
-        c = self.copy_of[task_id] if task_id < len(self.copy_of) else 0
+        c = self._copy_index(task_id)
         return self.backbone if c == 0 else self.copies[c - 1]
 
     def task_layers(self, task_id: int) -> dict[str, tuple[str, MaskedLayer]]:
         """The layers task ``task_id`` computes with: full name -> (name in its backbone, layer)."""
-        c = self.copy_of[task_id] if task_id < len(self.copy_of) else 0
+        c = self._copy_index(task_id)
         prefix = "" if c == 0 else f"{COPY_PREFIX}{c}."
         return {prefix + n: (n, m) for n, m in self._layers(self.backbone_of(task_id)).items()}
 

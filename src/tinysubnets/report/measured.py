@@ -31,8 +31,10 @@ def _model(ctx: Context, run: RunData) -> CompressedModel | None:
     return ctx.models[run.model_path]
 
 
-def _m(x: float | None) -> str:
-    return "" if x is None else num(x / 1e6, 3)
+def _cells(values: list[float | None]) -> list[str]:
+    """Millions, except the third value (a share in %)."""
+    return ["" if v is None else num(v, 1) if i == 2 else num(v / 1e6, 3)
+            for i, v in enumerate(values)]
 
 
 def flops_section(ctx: Context, run: RunData) -> SectionOut:
@@ -40,13 +42,12 @@ def flops_section(ctx: Context, run: RunData) -> SectionOut:
     model = _model(ctx, run)
     if model is None or model.num_tasks == 0:
         return None
-    ops = model_ops(model)
-    rows = [[o.task_id, _m(o.dense_flops), _m(o.sparse_flops),
-             num(100.0 * o.sparse_macs / max(1, o.dense_macs), 1),
-             _m(o.bops(32, 32, sparse=False)), _m(o.bops(8, 8)), _m(o.bops(4, 4)),
-             _m(o.codebook_bops(8)), _m(o.codebook_bops(16))] for o in ops]
-    avg = [mean(float(r[i]) if r[i] != "" else 0.0 for r in rows) for i in range(1, len(rows[0]))]
-    rows.append(["mean", *[num(v, 3 if i != 2 else 1) for i, v in enumerate(avg)]])
+    values = [[o.dense_flops, o.sparse_flops, 100.0 * o.sparse_macs / max(1, o.dense_macs),
+               o.bops(32, 32, sparse=False), o.bops(8, 8), o.bops(4, 4),
+               o.codebook_bops(8), o.codebook_bops(16)] for o in model_ops(model)]
+    rows = [[t, *_cells(v)] for t, v in enumerate(values)]
+    rows.append(["mean", *_cells([mean(v[i] or 0.0 for v in values)
+                                  for i in range(len(values[0]))])])
     return "FLOPs and bit-operations per task (Table 6)", [
         "Per input sample, for the MAC layers (masked layers and the task's head; BatchNorm, "
         "ReLU, pooling and additions left out). MFLOPs = 2 × MACs / 10^6; dense: every backbone "

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tinysubnets.artifact.writer import MODEL_FILE
 from tinysubnets.errors import DataError
 from tinysubnets.runs import CHECKPOINT_FORMAT
 
 RESULTS = "results.json"
 CAPACITY = "capacity.json"
-MODEL = "model.tsn"  # the same name as artifact.writer.MODEL_FILE, without importing torch code
 
 
 @dataclass
@@ -125,14 +125,14 @@ def read_run(path: Path, label: str | None = None) -> RunData:
     _check_results(results_path, results)
     notes: list[str] = []
     capacity = _capacity(path, results, notes)
-    model_path: Path | None = path / MODEL
+    model_path: Path | None = path / MODEL_FILE
     if not model_path.is_file():
-        notes.append(f"{MODEL} is missing: nothing is measured from the model file")
+        notes.append(f"{MODEL_FILE} is missing: nothing is measured from the model file")
         model_path = None
     elif capacity and model_path.stat().st_size != capacity.get("file_bytes"):
         notes.append(
-            f"{MODEL} has {model_path.stat().st_size:,} bytes but the recorded capacity is of a "
-            f"{capacity.get('file_bytes', 0):,}-byte file (was the run still going?)"
+            f"{MODEL_FILE} has {model_path.stat().st_size:,} bytes but the recorded capacity is of "
+            f"a {capacity.get('file_bytes', 0):,}-byte file (was the run still going?)"
         )
     run = RunData(path, label or path.resolve().name, results, capacity, model_path, notes)
     planned = run.config.get("tasks")
