@@ -20,13 +20,13 @@ from tinysubnets.learner.learner import task_generator
 from tinysubnets.learner.trainer import accuracy, make_optimizer
 from tinysubnets.metrics import average_accuracy, backward_transfer
 from tinysubnets.nn.backbones import TSNNetwork, build_backbone
-from tinysubnets.scenarios import BACKBONE_OF, build_scenario, iterate_batches
+from tinysubnets.scenarios import backbone_of, build_scenario, iterate_batches
 
 
 def finetune_baseline(cfg: RunConfig, progress: bool = False) -> dict:
     """R, ACC, BWT and time per task of dense fine-tuning on ``cfg``'s scenario."""
     scenario = build_scenario(cfg)
-    name, kwargs = BACKBONE_OF[cfg.scenario]
+    name, kwargs = backbone_of(cfg)
     device = resolve_device(cfg.device)
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)

@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("--scenario", required=True)
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--datasets", default="")
+    parser.add_argument("--image-size", type=int, default=0, help="imagenet100: input size")
     parser.add_argument("--tasks", type=int)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--seed", type=int, default=0)
@@ -37,7 +38,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     overrides: dict = {"seed": args.seed, "data_dir": args.data_dir, "threads": args.threads,
-                       "datasets": args.datasets, "device": args.device}
+                       "datasets": args.datasets, "device": args.device,
+                       "image_size": args.image_size}
     if args.tasks:
         overrides["tasks"] = args.tasks
     if args.epochs:

@@ -111,6 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", metavar="A,B,...",
                    help="five-datasets only: which datasets, in order (default: all five: "
                    "cifar10,mnist,svhn,fashion-mnist,notmnist)")
+    p.add_argument("--image-size", type=int, metavar="N",
+                   help="imagenet100 only: decode and train at NxN (default 224); the decoded "
+                   "images are cached once per size")
     for key, (typ, text) in _TRAIN_FLAGS.items():
         p.add_argument(f"--{key.replace('_', '-')}", type=typ, dest=key, help=text)
     p.add_argument("--post-prune", action=argparse.BooleanOptionalAction, default=None,
@@ -195,7 +198,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
     if settings:
         base = config_from_dict(settings, base, where=f"config file {args.config}")
     top = {k: getattr(args, k)
-           for k in ("scenario", "tasks", "seed", "download", "threads", "device", "datasets")}
+           for k in ("scenario", "tasks", "seed", "download", "threads", "device", "datasets",
+                     "image_size")}
     if args.data_dir is not None:
         top["data_dir"] = str(args.data_dir)
     train = {k: getattr(args, k) for k in _TRAIN_FLAGS}

@@ -38,10 +38,17 @@ class TrainConfig:
     keep_ratio: float = 0.5
     layer_keep_ratio: dict[str, float] = field(default_factory=dict)
     claim: str = "fair"
+    # Most of a layer's weights (fraction) a task's mask may reuse frozen from earlier tasks;
+    # a layer not named may reuse up to its keep ratio. 0 keeps a layer's masks disjoint.
+    layer_share_ratio: dict[str, float] = field(default_factory=dict)
 
     def keep_ratio_of(self, layer: str) -> float:
         """Keep ratio of one layer: its own entry in ``layer_keep_ratio``, else ``keep_ratio``."""
         return self.layer_keep_ratio.get(layer, self.keep_ratio)
+
+    def share_ratio_of(self, layer: str) -> float | None:
+        """Cap on the frozen weights a mask of ``layer`` reuses (None: only the keep ratio)."""
+        return self.layer_share_ratio.get(layer)
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
@@ -49,6 +56,9 @@ class TrainConfig:
             if not 0.0 < ratio <= 1.0:
                 where = f" of layer {name}" if name else ""
                 raise ConfigError(f"keep ratio{where} must be in (0, 1], got {ratio}")
+        for name, ratio in self.layer_share_ratio.items():
+            if not 0.0 <= ratio <= 1.0:
+                raise ConfigError(f"share ratio of layer {name} must be in [0, 1], got {ratio}")
         if self.claim not in CLAIM_RULES:
             raise ConfigError(f"unknown claim rule {self.claim!r}; choose from {CLAIM_RULES}")
         if self.epochs < 1:
@@ -181,6 +191,7 @@ class RunConfig:
     threads: int | None = None
     device: str = "cpu"  # cpu, cuda, cuda:N or auto (see tinysubnets.device)
     datasets: str = ""  # five-datasets: which ones, comma-separated (empty: all five)
+    image_size: int = 0  # input size of a scenario that takes one (imagenet100); 0 = its default
     train: TrainConfig = field(default_factory=TrainConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
@@ -193,6 +204,11 @@ class RunConfig:
             raise ConfigError(f"number of tasks must be >= 1, got {self.tasks}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"validation fraction must be in (0, 1), got {self.val_fraction}")
+        if self.image_size != 0 and self.image_size < 32:
+            # ResNet-18's ImageNet stem divides the input by 32 before its last stage.
+            raise ConfigError(
+                f"image_size must be 0 (the scenario's default) or >= 32, got {self.image_size}"
+            )
         check_device_name(self.device)
         self.train.validate()
         self.prune.validate()
@@ -242,6 +258,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cifar100": {"tasks": 10, "train": _IMAGES},
     "five-datasets": {"tasks": 5, "train": _IMAGES},
     "tinyimagenet": {"tasks": 40, "train": _IMAGES},
+    "imagenet100": {"tasks": 10, "train": _IMAGES},
 }
 
 

@@ -31,7 +31,7 @@ from tinysubnets.config import RunConfig, config_from_dict
 from tinysubnets.device import resolve_device
 from tinysubnets.errors import ConfigError
 from tinysubnets.learner.learner import Learner
-from tinysubnets.scenarios import BACKBONE_OF, Scenario, build_scenario
+from tinysubnets.scenarios import Scenario, backbone_of, build_scenario, image_size_of
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT = "checkpoint.pt"
@@ -97,7 +97,7 @@ def accuracy_matrix_csv(R: list[list[float]]) -> str:
 
 def new_learner(cfg: RunConfig) -> Learner:
     """The learner a run of ``cfg`` starts from: its scenario's backbone, untrained."""
-    name, kwargs = BACKBONE_OF[cfg.scenario]
+    name, kwargs = backbone_of(cfg)
     return Learner(name, kwargs, cfg.train, cfg.seed, cfg.tasks, cfg.prune, cfg.quantize,
                    cfg.similarity, resolve_device(cfg.device), cfg.replay)
 
@@ -169,10 +169,14 @@ def resolved_config(run_dir: Path) -> RunConfig:
 
 def scenario_info(cfg: RunConfig, scenario: Scenario) -> dict[str, Any]:
     """What a model file records of its scenario, so `tsn eval` can rebuild the test splits."""
-    return {
+    info = {
         "name": cfg.scenario, "seed": cfg.seed, "tasks": cfg.tasks,
         "val_fraction": cfg.val_fraction, "datasets": cfg.datasets, "data": scenario.source,
     }
+    size = image_size_of(cfg)
+    if size:  # only where the scenario takes one: other files stay as they were
+        info["image_size"] = size
+    return info
 
 
 def run(

@@ -36,12 +36,14 @@ def files_stamp(paths: Iterable[Path]) -> str:
     return digest.hexdigest()
 
 
-def cache_path(name: str, key: Mapping[str, object], cache_dir: Path | None = None) -> Path:
-    """Where the arrays for `key` live: <cache_dir>/<name>-<digest of key>.npz."""
+def cache_path(
+    name: str, key: Mapping[str, object], cache_dir: Path | None = None, suffix: str = ".npz"
+) -> Path:
+    """Where the arrays for `key` live: <cache_dir>/<name>-<digest of key><suffix>."""
     text = json.dumps({"version": CACHE_VERSION, **key}, sort_keys=True, default=str)
     digest = hashlib.sha256(text.encode()).hexdigest()[:24]
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "decoded"
-    return folder / f"{name}-{digest}.npz"
+    return folder / f"{name}-{digest}{suffix}"
 
 
 def _read(path: Path) -> Arrays | None:

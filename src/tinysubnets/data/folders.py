@@ -60,19 +60,24 @@ def check_limit(limit: int | None) -> None:
         raise ConfigError(f"limit must be a positive number of images per class, got {limit!r}")
 
 
-def decode_image(data: bytes, name: str, size: tuple[int, int] | None = None) -> np.ndarray:
-    """(H, W, 3) uint8 RGB (grayscale and palette images converted); resized if size is given."""
+def open_rgb(data: bytes, name: str) -> Image.Image:
+    """The image fully decoded as RGB (grayscale and palette images converted)."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            rgb = image.convert("RGB")
-        if size is not None and rgb.size != (size[1], size[0]):
-            rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        return np.asarray(rgb, dtype=np.uint8)
+            return image.convert("RGB")
     # Pillow reports a bad file with many exception types; all mean the same to the user.
     except Exception as error:
         raise DataError(
             f"cannot decode image {name} ({error}); expected a valid image file"
         ) from None
+
+
+def decode_image(data: bytes, name: str, size: tuple[int, int] | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 RGB (grayscale and palette images converted); resized if size is given."""
+    rgb = open_rgb(data, name)
+    if size is not None and rgb.size != (size[1], size[0]):
+        rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8)
 
 
 def decode_images(
@@ -108,7 +113,7 @@ def _checked(tree: Tree, where: str) -> Tree:
     return dict(sorted(tree.items()))
 
 
-def _folder_tree(root: Path) -> Tree:
+def folder_tree(root: Path) -> Tree:
     """class -> image files (searched recursively, like ImageFolder), from a folder on disk."""
     if not root.is_dir():
         raise DataError(f"image folder not found: {root}; expected {FOLDER_LAYOUT}")
@@ -146,7 +151,9 @@ def _archive_trees(archive: Path, folders: Sequence[str]) -> list[Tree]:
     ]
 
 
-def _same_classes(trees: Sequence[Tree], folders: Sequence[str], source: Path) -> None:
+def check_same_classes(trees: Sequence[Tree], folders: Sequence[str], source: Path) -> None:
+    """Raise DataError unless every tree holds the classes of the first (train and test must
+    agree, or labels would mean different classes)."""
     first, *rest = trees
     for folder, tree in zip(folders[1:], rest, strict=True):
         if set(tree) != set(first):
@@ -178,12 +185,12 @@ def _load_trees(
             )
         stamp: object = file_stamp(source)
     else:
-        listed = [_folder_tree(source / folder) for folder in folders]
+        listed = [folder_tree(source / folder) for folder in folders]
         stamp = files_stamp(f.path for tree in listed for files in tree.values() for f in files)
 
     def build() -> Arrays:
         trees = listed if listed is not None else _archive_trees(source, folders)
-        _same_classes(trees, folders, source)
+        check_same_classes(trees, folders, source)
         arrays: Arrays = {}
         for index, tree in enumerate(trees):
             samples = [

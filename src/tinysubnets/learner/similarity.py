@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from tinysubnets.nn.backbones import TSNNetwork
+from tinysubnets.scenarios.streaming import Inputs
 
 VAR_FLOOR = 1e-4  # dead ReLU features have zero variance: a floor keeps KL finite and stable
 
@@ -63,10 +64,11 @@ def feature_stats(
     return FeatureStats(feats.mean(0), feats.var(0, unbiased=False))
 
 
-def sample(x: Tensor, n: int, generator: torch.Generator) -> Tensor:
-    """A fixed-size random sample of inputs (all of them when there are fewer)."""
+def sample(x: Inputs, n: int, generator: torch.Generator) -> Tensor:
+    """A fixed-size random sample of inputs (all of them when there are fewer), read into a
+    tensor (streamed inputs are read now)."""
     if len(x) <= n:
-        return x
+        return x[:]
     return x[torch.randperm(len(x), generator=generator)[:n]]
 
 

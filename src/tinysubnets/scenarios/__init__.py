@@ -12,6 +12,7 @@ from tinysubnets.config import RunConfig
 from tinysubnets.data import load_mnist, mnist_source
 from tinysubnets.errors import ConfigError
 from tinysubnets.scenarios.base import Scenario, Split, Task, iterate_batches
+from tinysubnets.scenarios.imagenet import streamed_class_split
 from tinysubnets.scenarios.pmnist import permuted_mnist
 from tinysubnets.scenarios.sources import load_dataset
 from tinysubnets.scenarios.vision import class_split, one_task_per_dataset
@@ -27,6 +28,7 @@ class ScenarioSpec:
     kwargs: dict[str, Any]
     build: Callable[[RunConfig], Scenario]
     summary: str
+    image_size: int = 0  # default input size where --image-size applies; 0: fixed by the backbone
 
 
 def _pmnist(cfg: RunConfig) -> Scenario:
@@ -71,6 +73,11 @@ def _five(cfg: RunConfig) -> Scenario:
                                 cfg.seed, cfg.val_fraction, source)
 
 
+def _imagenet100(cfg: RunConfig) -> Scenario:
+    return streamed_class_split("imagenet100", cfg.data_dir, cfg.tasks, cfg.seed,
+                                cfg.val_fraction, image_size_of(cfg) or 0)
+
+
 SPECS: dict[str, ScenarioSpec] = {
     "pmnist": ScenarioSpec("mlp", {"in_features": 784, "hidden": (100, 100)}, _pmnist,
                            "permuted MNIST, 10 classes per task, MLP 784-100-100"),
@@ -82,16 +89,44 @@ SPECS: dict[str, ScenarioSpec] = {
                                   "5 datasets at 32x32x3, one task each, ResNet-18 nf 20"),
     "tinyimagenet": ScenarioSpec("tinynet", {}, _split("tinyimagenet", 5, 64),
                                  "TinyImageNet, 40 tasks x 5 classes, TinyNet"),
+    "imagenet100": ScenarioSpec("resnet18", {"nf": 64, "stem": "imagenet"}, _imagenet100,
+                                "ImageNet-100, 10 x 10 classes, ResNet-18 nf 64, from disk",
+                                image_size=224),
 }
-BACKBONE_OF = {name: (spec.backbone, spec.kwargs) for name, spec in SPECS.items()}
 SCENARIOS = tuple(SPECS)
+
+
+def _spec(name: str) -> ScenarioSpec:
+    if name not in SPECS:
+        raise ConfigError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    return SPECS[name]
+
+
+def image_size_of(cfg: RunConfig) -> int | None:
+    """The input size of ``cfg``'s scenario: ``cfg.image_size``, else the scenario's default;
+    None where the backbone fixes it (every scenario but imagenet100)."""
+    spec = _spec(cfg.scenario)
+    if not spec.image_size:
+        if cfg.image_size:
+            sized = ", ".join(name for name, s in SPECS.items() if s.image_size)
+            raise ConfigError(
+                f"image_size {cfg.image_size}: {cfg.scenario}'s backbone has a fixed input "
+                f"size; image_size applies to {sized} only"
+            )
+        return None
+    return cfg.image_size or spec.image_size
+
+
+def backbone_of(cfg: RunConfig) -> tuple[str, dict[str, Any]]:
+    """(name, keyword arguments) of the backbone ``cfg``'s scenario trains, at its input size."""
+    spec, size = _spec(cfg.scenario), image_size_of(cfg)
+    return spec.backbone, {**spec.kwargs, **({"size": size} if size else {})}
 
 
 def build_scenario(cfg: RunConfig) -> Scenario:
     """The scenario ``cfg.scenario`` with ``cfg.tasks`` tasks, read from ``cfg.data_dir``."""
-    if cfg.scenario not in SPECS:
-        raise ConfigError(f"unknown scenario {cfg.scenario!r}; known: {', '.join(SCENARIOS)}")
-    return SPECS[cfg.scenario].build(cfg)
+    image_size_of(cfg)  # an image size the scenario cannot take is refused before any reading
+    return _spec(cfg.scenario).build(cfg)
 
 
 def scenario_of_model(
@@ -99,7 +134,7 @@ def scenario_of_model(
     name: str | None = None,
 ) -> Scenario:
     """The scenario a model file was trained on, rebuilt from what its header records (name,
-    seed, validation fraction, datasets), so its tasks are tested on their own data.
+    seed, validation fraction, datasets, image size), so its tasks are tested on their own data.
 
     ``name`` may only confirm the recorded scenario: another one would test the tasks on the
     wrong data.
@@ -113,7 +148,8 @@ def scenario_of_model(
     name = name or recorded
     if name not in SPECS:
         raise ConfigError("the model file names no known scenario; pass the scenario's name")
-    settings = {k: info[k] for k in ("seed", "val_fraction", "datasets") if k in info}
+    settings = {k: info[k] for k in ("seed", "val_fraction", "datasets", "image_size")
+                if k in info}
     cfg = RunConfig.for_scenario(
         name, tasks=tasks, download=download, data_dir=data_dir, **settings
     )
@@ -121,6 +157,6 @@ def scenario_of_model(
 
 
 __all__ = [
-    "BACKBONE_OF", "FIVE_DATASETS", "SCENARIOS", "SPECS", "Scenario", "Split", "Task",
-    "build_scenario", "iterate_batches", "scenario_of_model",
+    "FIVE_DATASETS", "SCENARIOS", "SPECS", "Scenario", "Split", "Task", "backbone_of",
+    "build_scenario", "image_size_of", "iterate_batches", "scenario_of_model",
 ]

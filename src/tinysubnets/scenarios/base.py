@@ -9,12 +9,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from tinysubnets.scenarios.streaming import StreamedImages
+
 
 @dataclass(frozen=True)
 class Split:
-    """Inputs (float32, model-ready) and integer labels of one split of one task."""
+    """Inputs (float32, model-ready) and integer labels of one split of one task. Inputs too
+    large for memory are `StreamedImages`: read from disk as float32 batch by batch."""
 
-    x: Tensor
+    x: Tensor | StreamedImages
     y: Tensor
 
     def __len__(self) -> int:
@@ -65,9 +68,10 @@ def train_val_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarra
 def iterate_batches(
     split: Split, batch_size: int, generator: torch.Generator | None = None
 ) -> Iterator[tuple[Tensor, Tensor]]:
-    """Mini-batches of a split held in memory; shuffled when a generator is given.
+    """Mini-batches of a split; shuffled when a generator is given.
 
-    Indexing tensors directly is several times faster than a DataLoader for data this small.
+    Indexing tensors directly is several times faster than a DataLoader for data this small;
+    streamed inputs read each batch from their memory map the same way.
     """
     n = len(split)
     order = torch.randperm(n, generator=generator) if generator is not None else None

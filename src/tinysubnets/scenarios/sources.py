@@ -2,7 +2,8 @@
 
 ``--data-dir`` may be the dataset's own folder, or a folder of datasets laid out like
 ``../shared/data`` (``mnist/``, ``fashion-mnist/``, ``notmnist/``, ``cifar10/``, ``svhn/``,
-``tiny-imagenet/`` ...). A missing dataset is one error naming the files expected and where.
+``tiny-imagenet/``, ``imagenet100/`` ...). A missing dataset is one error naming the files
+expected and where.
 With ``download``, a dataset not found there is taken from the download cache, which has the same
 layout, after fetching its official files if they are not there yet.
 """
@@ -38,6 +39,8 @@ LAYOUTS = {
     "cifar100": "cifar-100-python/ (or cifar-100-python.tar.gz)",
     "svhn": "train_32x32.mat and test_32x32.mat",
     "tinyimagenet": "tiny-imagenet-200/ (or a .zip or .tar.gz of it) in the original layout",
+    "imagenet100": "train/ and val/ (or test/) ImageFolder trees, <split>/<class>/<image>, the "
+                   "same class folders in both (val serves as the test set)",
 }
 FOLDERS = {"tinyimagenet": "tiny-imagenet"}  # sub-folder names in a folder of datasets
 # Where to get what --download cannot fetch: there is no official checksummed IDX release.
@@ -48,6 +51,10 @@ NOT_DOWNLOADABLE = {
                 "alone, split 80/20) from github.com/davidflanagan/notMNIST-to-MNIST, or convert "
                 "notMNIST (yaroslavvb.blogspot.com/2011/09/notmnist-dataset.html) with its "
                 "script, and place them in <data-dir>/notmnist/",
+    "imagenet100": "ImageNet is licensed and served only after a login at image-net.org, so "
+                   "--download cannot fetch it: download ILSVRC-2012 there and place the train "
+                   "and val images of its 100 classes (val sorted into class folders) in "
+                   "<data-dir>/imagenet100/train/ and <data-dir>/imagenet100/val/",
 }
 
 
@@ -165,4 +172,28 @@ def load_dataset(name: str, data_dir: str | None, seed: int, download: bool = Fa
             return loaded
     if download and downloadable:
         return _downloaded(name, seed)
+    raise _missing(name, root)
+
+
+def find_folder_pair(name: str, data_dir: str | None) -> tuple[Path, str]:
+    """(root, test folder) of a dataset kept as ImageFolder trees, too large to load: ``root``
+    holds ``train/`` and ``val/`` (or ``test/``), and is ``<data-dir>/<name>/`` or
+    ``<data-dir>`` itself. Such a dataset (ImageNet) cannot be downloaded."""
+    if data_dir is None:
+        raise ConfigError(
+            f"{name} has no embedded copy: pass --data-dir with {LAYOUTS[name]}; "
+            f"{NOT_DOWNLOADABLE[name]}"
+        )
+    root = Path(data_dir)
+    if not root.exists():
+        raise DataError(f"data folder not found: {root}")
+    for d in (root / FOLDERS.get(name, name), root):
+        if (d / "train").is_dir():
+            test = next((t for t in ("val", "test") if (d / t).is_dir()), None)
+            if test is None:
+                raise DataError(
+                    f"{name}: {d / 'train'} has no val/ (or test/) folder beside it; "
+                    f"expected {LAYOUTS[name]} in {d}"
+                )
+            return d, test
     raise _missing(name, root)

@@ -2,7 +2,8 @@
 
 Images become float tensors (N, C, H, W), normalised per channel with the training split's own
 mean and deviation; grey images get 3 channels where the backbone wants colour, 28×28 digits are
-padded to 32×32 (as GPM's 5-datasets loader does) and other sizes resized.
+padded to 32×32 (as GPM's 5-datasets loader does) and other sizes resized. Class splits are built
+by `class_tasks`, from tensors in memory or from images streamed from disk alike.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import Tensor
 from tinysubnets.data import ImageSet
 from tinysubnets.errors import ConfigError, DataError
 from tinysubnets.scenarios.base import Scenario, Split, Task, train_val_indices
+from tinysubnets.scenarios.streaming import Inputs, take_rows
 
 
 def to_tensor(images: ImageSet, size: int, channels: int = 3) -> Tensor:
@@ -48,39 +50,50 @@ def normalise(train: Tensor, *others: Tensor) -> list[Tensor]:
     return [(t - mean) / std for t in (train, *others)]
 
 
-def class_split(
-    name: str, train: ImageSet, test: ImageSet, n_tasks: int, classes_per_task: int,
-    seed: int, val_fraction: float, source: str, size: int,
-) -> Scenario:
-    """``n_tasks`` tasks of ``classes_per_task`` classes each, in a seeded class order; labels
-    within a task are 0..classes_per_task-1. Each task carves its validation split from its
-    training images (seeded)."""
-    classes = np.unique(train.labels)
-    if not np.array_equal(classes, np.unique(test.labels)):
+def class_order(
+    name: str, train_labels: np.ndarray, test_labels: np.ndarray, n_tasks: int,
+    classes_per_task: int, seed: int,
+) -> np.ndarray:
+    """Every class of the dataset in a seeded order (task t takes the t-th group of
+    ``classes_per_task``), checked before anything is decoded: train and test hold the same
+    classes, and there are enough of them for the tasks."""
+    classes = np.unique(train_labels)
+    if not np.array_equal(classes, np.unique(test_labels)):
         raise DataError(f"{name}: train and test hold different classes")
     if n_tasks * classes_per_task > len(classes):
         raise ConfigError(
             f"{name} has {len(classes)} classes: {n_tasks} tasks of {classes_per_task} classes "
             f"need {n_tasks * classes_per_task}"
         )
-    order = np.random.default_rng([seed, 0xC1A55]).permutation(classes)
-    x_train, x_test = normalise(to_tensor(train, size), to_tensor(test, size))
-    y_train, y_test = torch.from_numpy(train.labels), torch.from_numpy(test.labels)
+    return np.random.default_rng([seed, 0xC1A55]).permutation(classes)
+
+
+def class_tasks(
+    name: str, train: tuple[Inputs, np.ndarray], test: tuple[Inputs, np.ndarray],
+    order: np.ndarray, n_tasks: int, classes_per_task: int, seed: int, val_fraction: float,
+    source: str,
+) -> Scenario:
+    """``n_tasks`` tasks of the classes in ``order`` (see `class_order`), ``classes_per_task``
+    each, from model-ready (inputs, labels) of the train and test images; labels within a task
+    are 0..classes_per_task-1. Each task carves its validation split from its training images
+    (seeded)."""
+    (x_train, train_labels), (x_test, test_labels) = train, test
+    y_train, y_test = torch.from_numpy(train_labels), torch.from_numpy(test_labels)
 
     def maker(t: int):
         chosen = order[t * classes_per_task : (t + 1) * classes_per_task]
-        remap = torch.full((int(classes.max()) + 1,), -1, dtype=torch.int64)
+        remap = torch.full((int(order.max()) + 1,), -1, dtype=torch.int64)
         remap[torch.from_numpy(chosen)] = torch.arange(len(chosen))
-        in_train = torch.from_numpy(np.isin(train.labels, chosen)).nonzero().view(-1)
-        in_test = torch.from_numpy(np.isin(test.labels, chosen)).nonzero().view(-1)
+        in_train = torch.from_numpy(np.isin(train_labels, chosen)).nonzero().view(-1)
+        in_test = torch.from_numpy(np.isin(test_labels, chosen)).nonzero().view(-1)
         fit, val = train_val_indices(len(in_train), val_fraction, seed * 1_000 + t)
         index = {"train": in_train[fit], "val": in_train[val]}
 
         def make_split(which: str) -> Split:
             if which == "test":
-                return Split(x_test[in_test], remap[y_test[in_test]])
+                return Split(take_rows(x_test, in_test), remap[y_test[in_test]])
             idx = index[which]
-            return Split(x_train[idx], remap[y_train[idx]])
+            return Split(take_rows(x_train, idx), remap[y_train[idx]])
 
         return make_split
 
@@ -88,7 +101,19 @@ def class_split(
         Task(task_id=t, name=f"{name}-{t}", n_classes=classes_per_task, make_split=maker(t))
         for t in range(n_tasks)
     )
-    return Scenario(name=name, tasks=tasks, input_shape=(3, size, size), source=source)
+    return Scenario(name=name, tasks=tasks, input_shape=tuple(x_train.shape[1:]), source=source)
+
+
+def class_split(
+    name: str, train: ImageSet, test: ImageSet, n_tasks: int, classes_per_task: int,
+    seed: int, val_fraction: float, source: str, size: int,
+) -> Scenario:
+    """`class_tasks` of a dataset held in memory, as size×size×3 images normalised with the
+    training split's statistics."""
+    order = class_order(name, train.labels, test.labels, n_tasks, classes_per_task, seed)
+    x_train, x_test = normalise(to_tensor(train, size), to_tensor(test, size))
+    return class_tasks(name, (x_train, train.labels), (x_test, test.labels), order, n_tasks,
+                       classes_per_task, seed, val_fraction, source)
 
 
 def one_task_per_dataset(
