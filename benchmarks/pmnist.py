@@ -25,7 +25,6 @@ from torch import nn
 
 from tinysubnets import RunConfig, run
 from tinysubnets.compression import quantize as quantize_module
-from tinysubnets.config import PruneConfig, QuantizeConfig
 from tinysubnets.learner.trainer import make_optimizer
 from tinysubnets.metrics import capacity
 from tinysubnets.scenarios import build_scenario, iterate_batches
@@ -83,6 +82,11 @@ def recording_kmeans() -> Iterator[list[tuple[np.ndarray, int]]]:
         quantize_module.kmeans_1d = original
 
 
+def given(settings: dict) -> dict:
+    """The settings a flag set (None: keep the preset's)."""
+    return {k: v for k, v in settings.items() if v is not None}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/mnist"))
@@ -95,10 +99,10 @@ def main() -> None:
                         help="override a training setting of the preset, e.g. epochs=10")
     parser.add_argument("--post-prune", action=argparse.BooleanOptionalAction, default=True,
                         help="prune (and retrain) after each task (default: on)")
-    parser.add_argument("--prune-threshold", type=float, default=PruneConfig.threshold)
+    parser.add_argument("--prune-threshold", type=float, help="default: the preset's")
     parser.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True,
                         help="quantize after each task (default: on)")
-    parser.add_argument("--quantize-threshold", type=float, default=QuantizeConfig.threshold)
+    parser.add_argument("--quantize-threshold", type=float, help="default: the preset's")
     parser.add_argument("--prune", action="append", default=[], metavar="KEY=VALUE",
                         help="override a post-pruning setting, e.g. retrain_epochs=4")
     parser.add_argument("--q", action="append", default=[], metavar="KEY=VALUE",
@@ -112,8 +116,9 @@ def main() -> None:
     cfg = RunConfig.for_scenario(
         "pmnist", tasks=args.tasks, seed=args.seed, data_dir=str(args.data_dir),
         threads=args.threads, train=train,
-        prune={"enabled": args.post_prune, "threshold": args.prune_threshold, **prune},
-        quantize={"enabled": args.quantize, "threshold": args.quantize_threshold, **quantize},
+        prune=given({"enabled": args.post_prune, "threshold": args.prune_threshold, **prune}),
+        quantize=given({"enabled": args.quantize, "threshold": args.quantize_threshold,
+                        **quantize}),
     )
     # Dense epochs before and after the TSN run, so both see the same machine state.
     dense = dense_epoch_times(cfg, args.dense_epochs)

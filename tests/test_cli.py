@@ -49,6 +49,13 @@ def test_keep_ratio_out_of_range(tmp_path, capsys, ratio: str) -> None:
     assert not (tmp_path / "r").exists()
 
 
+def test_share_ratio_out_of_range(tmp_path, capsys) -> None:
+    out = tmp_path / "r"
+    err = _error(capsys, ["run", *QUICK, "--layer-share-ratio", "fc1=2", "--out", str(out)])
+    assert "share ratio of layer fc1" in err and "2.0" in err
+    assert not out.exists()
+
+
 def test_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--scenario", "nope"])

@@ -16,6 +16,24 @@ from tinysubnets.learner.learner import Learner
 from tinysubnets.scenarios import build_scenario
 
 
+def test_share_ratio_zero_keeps_a_layers_masks_disjoint() -> None:
+    cfg = tiny_config()
+    train = dataclasses.replace(cfg.train, layer_keep_ratio={"fc1": 0.6, "fc2": 1.0},
+                                layer_share_ratio={"fc1": 0.0})
+    scenario = build_scenario(cfg)
+    learner = Learner("mlp", {}, train, cfg.seed, cfg.tasks)
+    for task in scenario.tasks:
+        learner.add_head(task.n_classes)
+        learner.learn(task, task.split("train"), task.split("val"), progress=False)
+    fc1 = [m["fc1"] for m in learner.masks]
+    assert all(not (fc1[i] & fc1[j]).any() for i in range(3) for j in range(i))
+    assert (learner.masks[1]["fc2"] & learner.masks[0]["fc2"]).any()  # fc2 is still shared
+    with pytest.raises(ConfigError, match="layer_share_ratio names unknown layers"):
+        Learner("mlp", {}, dataclasses.replace(train, layer_share_ratio={"fc9": 0.0}), 0, 3)
+    with pytest.raises(ConfigError, match="share ratio of layer fc1"):
+        dataclasses.replace(train, layer_share_ratio={"fc1": 1.5}).validate()
+
+
 def _fixed_inputs() -> torch.Tensor:
     return torch.randn(64, 784, generator=torch.Generator().manual_seed(123))
 

@@ -75,6 +75,20 @@ def test_new_weight_budget_reserves_free_positions() -> None:
     assert int(fresh.select_mask(keep_ratio=0.5, new_budget=7).sum()) == 7
 
 
+def test_share_ratio_caps_the_frozen_part_of_a_mask() -> None:
+    layer = MaskedLinear(10, 10)
+    with torch.no_grad():
+        layer.scores.copy_(torch.arange(100.0).view(10, 10))
+    claimed = torch.zeros(10, 10, dtype=torch.bool)
+    claimed.view(-1)[50:] = True
+    layer.consolidate(claimed, task_id=0)
+    capped = layer.select_mask(keep_ratio=0.3, new_budget=10, share_ratio=0.05)
+    assert int((capped & ~layer.claimed).sum()) == 10  # the own part is unchanged
+    assert capped.view(-1).nonzero().view(-1).tolist() == [*range(40, 50), *range(95, 100)]
+    disjoint = layer.select_mask(keep_ratio=0.3, new_budget=10, share_ratio=0.0)
+    assert not (disjoint & layer.claimed).any() and int(disjoint.sum()) == 10
+
+
 def test_evaluation_weight_ignores_free_values_outside_the_mask() -> None:
     layer = MaskedLinear(4, 3)
     mask = torch.zeros(3, 4, dtype=torch.bool)

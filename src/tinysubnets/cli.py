@@ -56,6 +56,11 @@ def _scenario_epilog() -> str:
             f"{t.get('batch_size')}, {t.get('optimizer')} lr {t.get('lr')}, keep "
             f"{t.get('keep_ratio')}"
         )
+        extra = [f"keep {layer} {c}" for layer, c in t.get("layer_keep_ratio", {}).items()]
+        extra += [f"share {layer} {c}" for layer, c in t.get("layer_share_ratio", {}).items()]
+        extra += [f"prune threshold {c}" for k, c in p.get("prune", {}).items() if k == "threshold"]
+        if extra:
+            lines.append(f"  {'':<14}         {', '.join(extra)}")
     return "\n".join(lines) + "\n"
 
 
@@ -137,6 +142,8 @@ def _parser() -> argparse.ArgumentParser:
                    "(a replay memory, counted in capacity; default 0 = none)")
     p.add_argument("--layer-keep-ratio", type=_layer_ratio, action="append", metavar="LAYER=C",
                    help="keep ratio of one layer, e.g. fc1=0.1 (repeatable)")
+    p.add_argument("--layer-share-ratio", type=_layer_ratio, action="append", metavar="LAYER=S",
+                   help="most of one layer a mask may reuse frozen, e.g. fc1=0 (repeatable)")
     p.add_argument("--config", type=Path, help="YAML file of settings (keys as in config.yaml)")
     p.add_argument("--out", type=Path, help="run folder to write (default runs/<scenario>-s<seed>)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
@@ -203,9 +210,10 @@ def _config(args: argparse.Namespace) -> RunConfig:
     if args.data_dir is not None:
         top["data_dir"] = str(args.data_dir)
     train = {k: getattr(args, k) for k in _TRAIN_FLAGS}
-    if args.layer_keep_ratio:
-        given = {name: c for pair in args.layer_keep_ratio for name, c in pair.items()}
-        train["layer_keep_ratio"] = {**base.train.layer_keep_ratio, **given}
+    for key in ("layer_keep_ratio", "layer_share_ratio"):
+        if getattr(args, key):
+            given = {name: c for pair in getattr(args, key) for name, c in pair.items()}
+            train[key] = {**getattr(base.train, key), **given}
     overrides = {k: v for k, v in top.items() if v is not None}
     train = {k: v for k, v in train.items() if v is not None}
     if train:

@@ -110,12 +110,13 @@ class Learner:
             torch.manual_seed(seed)
             # Initialised on the host from the seed, then moved: same values on any device.
             self.net = TSNNetwork(build_backbone(backbone, **backbone_kwargs)).to(self.device)
-        unknown = set(cfg.layer_keep_ratio) - set(self.net.masked_layers())
-        if unknown:
-            raise ConfigError(
-                f"layer_keep_ratio names unknown layers {sorted(unknown)}; "
-                f"the {backbone} backbone has {list(self.net.masked_layers())}"
-            )
+        for setting in ("layer_keep_ratio", "layer_share_ratio"):
+            unknown = set(getattr(cfg, setting)) - set(self.net.masked_layers())
+            if unknown:
+                raise ConfigError(
+                    f"{setting} names unknown layers {sorted(unknown)}; "
+                    f"the {backbone} backbone has {list(self.net.masked_layers())}"
+                )
         self.masks: list[dict[str, Tensor]] = []
         self.n_classes: list[int] = []
 

@@ -95,10 +95,14 @@ class MaskSelector:
     task's own, trainable weights) and the rest to claimed ones (shared, frozen). Without it,
     scores trained by earlier tasks keep picking frozen weights and a late task ends up with
     almost nothing to train; the budget also keeps capacity for the tasks to come.
+    ``share_ratio`` caps the shared slots (a fraction of the layer): a layer whose frozen
+    weights serve no other task (p-MNIST's first layer: another permutation's pixels) is
+    better left out of the masks than forced in, where it costs mask bits too.
     Which positions are free does not change while a task trains, so it is computed once.
     """
 
-    def __init__(self, layer: MaskedLayer, keep_ratio: float, new_budget: int | None = None):
+    def __init__(self, layer: MaskedLayer, keep_ratio: float, new_budget: int | None = None,
+                 share_ratio: float | None = None):
         self.layer = layer
         n = layer.scores.numel()
         k = keep_count(n, keep_ratio)
@@ -110,6 +114,8 @@ class MaskSelector:
         n_claimed = int(claimed.sum())
         k_new = min(new_budget, k, n - n_claimed)
         k_shared = min(k - k_new, n_claimed)
+        if share_ratio is not None:  # the mask may then hold fewer than k weights
+            k_shared = min(k_shared, round(share_ratio * n))
         free = None if n_claimed == 0 else ~claimed
         self.groups = [(free, k_new, n - n_claimed), (claimed, k_shared, n_claimed)]
         self.size = k_new + k_shared  # ones in every mask this selector returns
@@ -200,9 +206,10 @@ class MaskedLayer(nn.Module):
         """Frozen values where a finished task owns the position, trainable values elsewhere."""
         return torch.where(self.claimed, self.frozen, self.weight)
 
-    def select_mask(self, keep_ratio: float, new_budget: int | None = None) -> Tensor:
+    def select_mask(self, keep_ratio: float, new_budget: int | None = None,
+                    share_ratio: float | None = None) -> Tensor:
         """The mask the current scores pick (see :class:`MaskSelector`)."""
-        return MaskSelector(self, keep_ratio, new_budget)()
+        return MaskSelector(self, keep_ratio, new_budget, share_ratio)()
 
     def masked_weight(self, mask: Tensor, scores_grad: bool = False) -> Tensor:
         """The weight a task computes with.
