@@ -82,6 +82,11 @@ def recording_kmeans() -> Iterator[list[tuple[np.ndarray, int]]]:
         quantize_module.kmeans_1d = original
 
 
+def overrides(items: list[str]) -> dict:
+    """KEY=VALUE flags as settings (values read as YAML, so 0.3, true and {fc1: 0} work)."""
+    return {k.partition("=")[0]: yaml.safe_load(k.partition("=")[2]) for k in items}
+
+
 def given(settings: dict) -> dict:
     """The settings a flag set (None: keep the preset's)."""
     return {k: v for k, v in settings.items() if v is not None}
@@ -110,8 +115,7 @@ def main() -> None:
     parser.add_argument("--no-sklearn", action="store_true",
                         help="skip timing scikit-learn's k-means on the quantized blocks")
     args = parser.parse_args()
-    train, prune, quantize = ({k.partition("=")[0]: yaml.safe_load(k.partition("=")[2])
-                               for k in items} for items in (args.train, args.prune, args.q))
+    train, prune, quantize = (overrides(items) for items in (args.train, args.prune, args.q))
     torch.set_num_threads(args.threads)
     cfg = RunConfig.for_scenario(
         "pmnist", tasks=args.tasks, seed=args.seed, data_dir=str(args.data_dir),

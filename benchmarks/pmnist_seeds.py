@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pmnist import overrides
 
 from tinysubnets import RunConfig, run
 
@@ -36,10 +36,6 @@ def one_seed(settings: dict[str, Any], out: Path) -> dict[str, Any]:
         "file_bytes": result.model["file_bytes"],
         "last_row": result.R[-1],
     }
-
-
-def overrides(items: list[str]) -> dict[str, Any]:
-    return {k.partition("=")[0]: yaml.safe_load(k.partition("=")[2]) for k in items}
 
 
 def main() -> None:
