@@ -15,7 +15,7 @@ from tinysubnets.compression.prune import post_prune
 from tinysubnets.config import PruneConfig
 from tinysubnets.errors import ConfigError
 from tinysubnets.learner.learner import Learner
-from tinysubnets.learner.trainer import accuracy
+from tinysubnets.learner.trainer import accuracy, accuracy_at_least
 from tinysubnets.nn.backbones import TSNNetwork
 from tinysubnets.nn.masked import MaskedConv2d
 from tinysubnets.scenarios import build_scenario
@@ -88,6 +88,33 @@ def test_post_pruning_conv_layer_respects_threshold_and_shared_weights() -> None
         assert not (pruned["conv"] & ~mask).any()
         assert report.own_before["conv"] == int((~earlier).sum())
     assert report.own_after["conv"] == 0  # with any drop allowed, all own weights go
+
+
+def test_accuracy_at_least_decides_as_accuracy_does_and_stops_early() -> None:
+    torch.manual_seed(1)
+    net = TSNNetwork(_TinyConv())
+    net.add_head(2, torch.Generator().manual_seed(0))
+    x = torch.randn(1237, 64)  # not a multiple of the batch size
+    val = Split(x, (x.mean(1) > 0).long())
+    masks = {"conv": torch.ones_like(net.backbone.conv.owner, dtype=torch.bool)}
+    acc = accuracy(net, 0, masks, val, batch_size=100)
+    n = len(val)
+    floors = [acc, acc - 1e-9, acc + 1e-9, 0.0, 100.0, 100.0 + 1e-9, -5.0]
+    floors += [100.0 * c / n for c in (0, 1, n - 1, n)] + [100.0 * c / n + 1e-12 for c in (5, 9)]
+    floors += torch.linspace(0.0, 100.0, 37).tolist()
+    for floor in floors:
+        assert accuracy_at_least(net, 0, masks, val, floor, batch_size=100) == (acc >= floor)
+
+    calls: list[int] = []
+    counter = net.backbone.register_forward_hook(lambda *_: calls.append(1))
+    assert acc < 90  # untrained: the first batch of 100 already holds a wrong answer
+    assert not accuracy_at_least(net, 0, masks, val, 100.0, batch_size=100)
+    assert len(calls) == 1  # the whole split would take 13 batches
+    calls.clear()
+    assert accuracy_at_least(net, 0, masks, val, 0.0, batch_size=100)
+    assert not calls  # 0 % needs no batch at all
+    counter.remove()
+    assert net.training  # the training mode is given back
 
 
 def test_prune_config_is_validated() -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from tinysubnets.learner.trainer import accuracy
+from tinysubnets.learner.trainer import accuracy, accuracy_at_least
 from tinysubnets.nn.backbones import TSNNetwork
 from tinysubnets.scenarios.base import Split
 
@@ -66,7 +66,7 @@ def post_prune(
             trial = masks[name].clone()
             trial.view(-1)[order[:count]] = False
             report.evaluations += 1
-            if accuracy(net, task_id, {**masks, name: trial}, val) >= base - threshold:
+            if accuracy_at_least(net, task_id, {**masks, name: trial}, val, base - threshold):
                 masks[name], removed = trial, count
             else:
                 step //= 2

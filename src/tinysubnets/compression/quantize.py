@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from tinysubnets.compression.kmeans import kmeans_1d
-from tinysubnets.learner.trainer import accuracy
+from tinysubnets.learner.trainer import accuracy, accuracy_at_least
 from tinysubnets.nn.backbones import HEAD, TSNNetwork, head_values, set_head_values
 from tinysubnets.scenarios.base import Split
 
@@ -109,12 +109,19 @@ def quantize_task(
             )
         return cache[name, bits]
 
-    def trial(bits: dict[str, int]) -> float:
+    def write(bits: dict[str, int]) -> None:
         for name, b in bits.items():
             centroids, codes = quantized(name, b)
             blocks[name].write(centroids[codes])
         report.evaluations += 1
+
+    def trial(bits: dict[str, int]) -> float:
+        write(bits)
         return accuracy(net, task_id, masks, val)
+
+    def passes(bits: dict[str, int]) -> bool:
+        write(bits)
+        return accuracy_at_least(net, task_id, masks, val, floor)
 
     bits, found = dict.fromkeys(blocks, b_max), False
     for b in range(b_min, b_max + 1):
@@ -125,7 +132,7 @@ def quantize_task(
             bits, found = dict.fromkeys(blocks, b), True
     # Per-block bit-widths where they save bits at the same accuracy: largest block first.
     for name in sorted(blocks, key=lambda n: -blocks[n].original.numel()):
-        while bits[name] > b_min and trial({**bits, name: bits[name] - 1}) >= floor:
+        while bits[name] > b_min and passes({**bits, name: bits[name] - 1}):
             bits[name] -= 1
     report.val_acc_after = trial(bits)
     report.evaluations -= 1  # the last call only writes the chosen values back

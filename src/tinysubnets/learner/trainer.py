@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -75,6 +76,46 @@ def accuracy(
         correct += int((net(x, task_id, masks).argmax(1) == y).sum())
     net.train(was_training)
     return 100.0 * correct / max(1, len(split))
+
+
+def accuracy_at_least(
+    net: TSNNetwork, task_id: int, masks: dict[str, Tensor], split: Split, floor: float,
+    batch_size: int = 500,
+) -> bool:
+    """Whether ``accuracy(...) >= floor``, settled as soon as the batches seen decide it.
+
+    The compression searches ask only this. A trial that loses by far (most rejected pruning
+    steps) stops after a batch or two instead of evaluating the whole validation split.
+    """
+    n = len(split)
+    need = _least_correct(n, floor)
+    if need == 0 or need > n:
+        return need == 0
+    correct, seen, was_training = 0, 0, net.training
+    net.eval()
+    try:
+        for x, y in iterate_batches(split, batch_size):
+            correct += int((net(x, task_id, masks).argmax(1) == y).sum())
+            seen += len(y)
+            if correct >= need or correct + (n - seen) < need:
+                break
+    finally:
+        net.train(was_training)
+    return correct >= need
+
+
+def _least_correct(n: int, floor: float) -> int:
+    """The fewest correct answers out of ``n`` whose accuracy, computed as ``accuracy`` does,
+    reaches ``floor`` (``n + 1`` if none does)."""
+    def pct(c: int) -> float:
+        return 100.0 * c / max(1, n)
+
+    need = min(n + 1, max(0, math.ceil(floor * max(1, n) / 100.0)))
+    while need > 0 and pct(need - 1) >= floor:
+        need -= 1
+    while need <= n and pct(need) < floor:
+        need += 1
+    return need
 
 
 def make_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
