@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from tinysubnets import load, run
 from tinysubnets.artifact import inspect, model_bytes, write_model
 from tinysubnets.artifact.container import CHECKSUM_BYTES
+from tinysubnets.artifact.layout import block_names
 from tinysubnets.artifact.reader import decode, parse
 from tinysubnets.cli import main
 from tinysubnets.compression.huffman import encode_symbols
@@ -70,6 +71,21 @@ def test_logits_from_the_file_equal_the_trained_model(trained) -> None:
     # The values really were quantized: each task's own fc1 values fit its chosen bit-width.
     bits = model.capacity.bits
     assert all(1 <= b[name] <= 8 for b in bits for name in ("fc1", "fc2"))
+    # ... and their codebooks are float16: 2 bytes a centroid.
+    parsed = parse((out / "model.tsn").read_bytes(), "model.tsn")
+    for t in range(3):
+        for name in ("fc1", "fc2", "head"):
+            _, k, _ = parsed.header["tasks"][t]["blocks"][name]
+            assert len(parsed.sections[block_names(t, name)[0]].data) == 2 * k
+
+
+def test_version_1_files_are_still_read(trained, tmp_path: Path) -> None:
+    cfg, out, _, learner, _ = trained
+    path = tmp_path / "v1.tsn"
+    good = (out / "model.tsn").read_bytes()
+    path.write_bytes(rechecksum(good[:8] + struct.pack("<H", 1) + good[10:]))
+    x = _inputs(cfg)
+    assert torch.equal(load(path).logits(x, 2), learner.logits(x, 2))
 
 
 def test_later_tasks_leave_the_first_task_bit_exact_in_the_file(trained) -> None:
@@ -249,7 +265,21 @@ def test_values_round_trip_bit_exactly(levels: list[float], n: int) -> None:
         assert block.centroids == distinct and block.bits == max(1, (distinct - 1).bit_length())
         if block.coding == PACKED:
             assert len(block.codes) == (n * block.bits + 7) // 8
+        # float16 centroids take 2 bytes each, others 4.
+        half = np.array_equal(values.astype(np.float16).astype(np.float32).view(np.uint32),
+                              values.view(np.uint32))
+        assert len(block.codebook) == (2 if half else 4) * block.centroids
     assert len(block.codebook) + len(block.codes) <= 4 * n  # never worse than raw float32
+
+
+def test_float16_and_float32_codebooks() -> None:
+    half = np.array([0.5, -1.0, 0.5, 2.0, 0.0999755859375], np.float32)  # all float16
+    full = half + np.float32(1e-4)
+    for values, width in ((half, 2), (full, 4)):
+        block = encode_values(np.repeat(values, 20))
+        assert len(block.codebook) == width * block.centroids == width * 4
+        back = decode_values(block, values.size * 20)
+        assert np.array_equal(back, np.repeat(values, 20))
 
 
 def test_bad_value_blocks() -> None:
@@ -259,7 +289,8 @@ def test_bad_value_blocks() -> None:
         (ValueBlock(17, 3, ok.codebook, ok.codes), "bit-width 17 is outside"),
         (ValueBlock(0, 3, ok.codebook, ok.codes), "bit-width 0 is outside"),
         (ValueBlock(1, 3, ok.codebook, ok.codes), "3 centroids do not fit 1-bit codes"),
-        (ValueBlock(2, 3, ok.codebook[:8], ok.codes), "codebook bytes"),
+        (ValueBlock(2, 3, ok.codebook[:4], ok.codes), "4 codebook bytes, expected 6 .float16. "
+                                                       "or 12 .float32. for 3 centroids"),
         (ValueBlock(2, 3, ok.codebook[4:] + ok.codebook[:4], ok.codes), "strictly increasing"),
         (ValueBlock(2, 3, ok.codebook, b"\xff"), "beyond the 3 centroids"),
         (ValueBlock(2, 3, ok.codebook, ok.codes + b"\x00"), "bytes of codes"),

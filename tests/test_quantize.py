@@ -42,9 +42,11 @@ def test_quantizing_a_task_never_changes_another(prune: bool) -> None:
             own = layer.owner == task.task_id
             if own.any():
                 assert layer.frozen[own].unique().numel() <= 2 ** report.bits[name]
+                assert _float16(layer.frozen[own])  # centroids as the file stores them
         head = learner.net.heads[task.task_id]
         head_values = torch.cat([head.weight.ravel(), head.bias.ravel()])
         assert head_values.unique().numel() <= 2 ** report.bits["head"]
+        assert _float16(head_values)
         # Fine-tuning the centroids keeps the best validation epoch (it never loses there).
         assert report.finetune is not None
         assert report.finetune["val_acc_after"] >= report.finetune["val_acc_before"]
@@ -53,11 +55,28 @@ def test_quantizing_a_task_never_changes_another(prune: bool) -> None:
             assert torch.equal(learner.logits(probe, j), logits)
 
 
+def _float16(values: Tensor) -> bool:
+    return torch.equal(values.half().float(), values)
+
+
+def test_float32_codebooks_are_not_rounded() -> None:
+    cfg = tiny_config(epochs=1)
+    quantize = QuantizeConfig(b_min=4, b_max=4, codebook_bits=32, finetune_epochs=1)
+    learner = Learner("mlp", {}, cfg.train, cfg.seed, 1, PruneConfig(enabled=False), quantize)
+    task = build_scenario(cfg).tasks[0]
+    learner.add_head(task.n_classes)
+    learner.learn(task, task.split("train"), task.split("val"), progress=False)
+    fc1 = learner.net.backbone.fc1
+    own = fc1.frozen[fc1.owner == 0]
+    assert own.unique().numel() <= 16 and not _float16(own)
+
+
 @pytest.mark.parametrize(
     "settings, message",
     [({"b_min": 0}, "bit-width b_min must be in \\[1, 16\\], got 0"),
      ({"b_max": 17}, "bit-width b_max must be in \\[1, 16\\], got 17"),
-     ({"b_min": 6, "b_max": 4}, "b_min=6 exceeds b_max=4")],
+     ({"b_min": 6, "b_max": 4}, "b_min=6 exceeds b_max=4"),
+     ({"codebook_bits": 8}, "codebook_bits must be 16 .float16 centroids. or 32, got 8")],
 )
 def test_bit_width_out_of_range_is_refused(settings: dict, message: str) -> None:
     cfg = dataclasses.replace(tiny_config(), quantize=QuantizeConfig(**settings))

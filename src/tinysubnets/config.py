@@ -111,9 +111,16 @@ class QuantizeConfig:
     heads: bool = True  # quantize each task's head too (fp32 heads rival the masks in size)
     finetune_epochs: int = 2  # centroids fine-tuned with codes fixed; 0 = plain k-means
     finetune_lr: float = 5e-4
+    # Centroids rounded to float16 before they freeze (16), or kept float32 (32): the model
+    # file then stores 2 bytes per centroid instead of 4.
+    codebook_bits: int = 16
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
+        if self.codebook_bits not in (16, 32):
+            raise ConfigError(
+                f"codebook_bits must be 16 (float16 centroids) or 32, got {self.codebook_bits}"
+            )
         for name, bits in (("b_min", self.b_min), ("b_max", self.b_max)):
             if not 1 <= bits <= 16:
                 raise ConfigError(f"bit-width {name} must be in [1, 16], got {bits}")

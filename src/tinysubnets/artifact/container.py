@@ -26,7 +26,10 @@ from typing import Any
 from tinysubnets.errors import DataError
 
 MAGIC = b"TSNMODEL"
-FORMAT_VERSION = 1
+# 2: codebooks may be float16 (2 bytes a centroid). Version 1 files (float32 codebooks only)
+# are read as they are: they are version 2 files that happen to hold no float16 codebook.
+FORMAT_VERSION = 2
+READS = (1, 2)
 _PREFIX = struct.Struct("<8sHI")
 CHECKSUM_BYTES = 32
 MIN_SIZE = _PREFIX.size + 2 + CHECKSUM_BYTES  # the smallest header is "{}"
@@ -68,10 +71,10 @@ def unpack(data: bytes, source: str) -> tuple[dict[str, Any], list[bytes]]:
             raise DataError(f"{source}: truncated: {len(data)} bytes is too short for a model")
         raise DataError(f"{source}: not a tinysubnets model file (no {MAGIC.decode()} magic)")
     _, version, header_size = _PREFIX.unpack_from(data)
-    if version != FORMAT_VERSION:
+    if version not in READS:
         raise DataError(
-            f"{source}: unknown format version {version}; this tinysubnets reads version "
-            f"{FORMAT_VERSION}"
+            f"{source}: unknown format version {version}; this tinysubnets reads versions "
+            f"{', '.join(map(str, READS))}"
         )
     if _PREFIX.size + header_size + CHECKSUM_BYTES > len(data):
         raise DataError(

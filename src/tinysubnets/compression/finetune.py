@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tinysubnets.compression.quantize import Block
+from tinysubnets.compression.quantize import Block, round_codebook
 from tinysubnets.learner.trainer import accuracy
 from tinysubnets.nn.backbones import HEAD, TSNNetwork, head_values
 from tinysubnets.scenarios.base import Split, iterate_batches
@@ -46,10 +46,13 @@ def finetune_codebooks(
     lr: float,
     batch_size: int,
     generator: torch.Generator,
+    codebook_bits: int = 32,
 ) -> dict:
     """Train the centroids of ``blocks`` (codes fixed) for ``epochs``; write the best back.
 
-    ``blocks`` must already hold quantized values (see `quantize_task`).
+    ``blocks`` must already hold quantized values (see `quantize_task`). With
+    ``codebook_bits`` 16, each epoch's centroids are rounded to float16 before they are
+    evaluated and written, as the model file stores them.
     """
     layers = net.masked_layers()
     head = net.heads[task_id]
@@ -89,6 +92,7 @@ def finetune_codebooks(
                 optimizer.step()
         with torch.no_grad():
             for name, c in centroids.items():
+                c.copy_(round_codebook(c, codebook_bits))
                 by_name[name].write(c[codes[name]])
         acc = accuracy(net, task_id, masks, val)
         report.val_acc.append(acc)

@@ -48,6 +48,17 @@ class QuantizeReport:
 TABLE3_BITS = (3, 4, 5)
 
 
+FLOAT16_MAX = 65504.0
+
+
+def round_codebook(centroids: Tensor, codebook_bits: int) -> Tensor:
+    """Centroids as the model file stores them: rounded to float16 (``codebook_bits`` 16),
+    unless one is beyond float16's range; then, as with 32, unchanged (float32)."""
+    if codebook_bits != 16 or not centroids.numel() or centroids.abs().max() > FLOAT16_MAX:
+        return centroids
+    return centroids.half().float()
+
+
 @dataclass
 class Block:
     """One task's own values in one layer (``positions``: flat indices) or its head (None)."""
@@ -87,11 +98,14 @@ def quantize_task(
     threshold: float = 0.5,
     head: bool = True,
     finetune: Callable[[list[Block]], dict] | None = None,
+    codebook_bits: int = 32,
 ) -> QuantizeReport:
     """Quantize task ``task_id``'s own values in place (before consolidation); report bits.
 
     If even ``b_max`` bits lose more than ``threshold`` points, ``b_max`` is kept and the
     report shows the drop. ``finetune(blocks)`` is called last, on the quantized blocks.
+    With ``codebook_bits`` 16 the centroids are rounded to float16 before they are tried, so
+    the accuracy searched is that of the values the model file stores.
     """
     start = time.perf_counter()
     report = QuantizeReport(val_acc_before=accuracy(net, task_id, masks, val))
@@ -103,8 +117,9 @@ def quantize_task(
         if (name, bits) not in cache:
             original = blocks[name].original
             codebook, codes = kmeans_1d(original.cpu().numpy(), bits)
+            centroids = torch.from_numpy(codebook.centroids)
             cache[name, bits] = (
-                torch.from_numpy(codebook.centroids).to(original.device),
+                round_codebook(centroids, codebook_bits).to(original.device),
                 torch.from_numpy(codes.astype("int64")).to(original.device),
             )
         return cache[name, bits]

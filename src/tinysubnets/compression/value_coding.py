@@ -2,7 +2,9 @@
 
 After quantization a task's own weights take at most 2^b distinct float32 values: the codebook
 is those values (sorted), and each weight is the index of its value, packed at
-``bits = ceil(log2 K)`` bits (at least 1, at most 16) for K centroids. Values that were never
+``bits = ceil(log2 K)`` bits (at least 1, at most 16) for K centroids. The codebook is stored as
+float16 when every centroid is one (quantization rounds them so, see `round_codebook`), else as
+float32; its byte count (2K or 4K) says which. Values that were never
 quantized are stored raw (float32), which is also chosen whenever the codebook would not pay
 (few weights, many distinct values). Decoding gives back the float32 values bit-exactly.
 
@@ -11,7 +13,7 @@ k-means clusters are not equally populated, so the codes may instead be Huffman-
 
 Byte layout of a block of n values (n is known to the reader from the masks)::
 
-    codebook   K float32, little-endian, strictly increasing      (K = 0 when raw)
+    codebook   K float16 or K float32, little-endian, strictly increasing   (K = 0 when raw)
     codes      PACKED:  n codes of `bits` bits each, MSB first, zero-padded to a byte
                HUFFMAN: a canonical Huffman stream of the n codes
                RAW (bits = 32): n float32, little-endian
@@ -82,7 +84,10 @@ def encode_values(values: np.ndarray) -> ValueBlock:
         or not np.array_equal(centroids[codes].view("<u4"), v.view("<u4"))
     ):  # too many values, non-finite ones, or signed zeros that would not come back exactly
         return raw
-    bits, k, table = code_bits(centroids.size), int(centroids.size), centroids.tobytes()
+    half = centroids.astype("<f2")
+    exact = np.array_equal(half.astype("<f4").view("<u4"), centroids.view("<u4"))
+    bits, k = code_bits(centroids.size), int(centroids.size)
+    table = (half if exact else centroids).tobytes()
     packed, huffman = pack_codes(codes, bits), encode_symbols(codes.astype(np.int64))
     coded = (ValueBlock(bits, k, table, huffman, HUFFMAN) if len(huffman) < len(packed)
              else ValueBlock(bits, k, table, packed, PACKED))
@@ -125,9 +130,13 @@ def decode_values(block: ValueBlock, n: int, where: str = "value block") -> np.n
             raise DataError(f"{where}: {len(block.codes)} bytes of raw values, expected {4 * n}")
         values = np.frombuffer(block.codes, "<f4")
     else:
-        if len(block.codebook) != 4 * k:
-            raise DataError(f"{where}: {len(block.codebook)} codebook bytes, expected {4 * k}")
-        codebook = np.frombuffer(block.codebook, "<f4")
+        if len(block.codebook) not in (2 * k, 4 * k):
+            raise DataError(
+                f"{where}: {len(block.codebook)} codebook bytes, expected {2 * k} (float16) or "
+                f"{4 * k} (float32) for {k} centroids"
+            )
+        dtype = "<f2" if len(block.codebook) == 2 * k else "<f4"
+        codebook = np.frombuffer(block.codebook, dtype).astype(np.float32)
         if not (np.isfinite(codebook).all() and (codebook[1:] > codebook[:-1]).all()):
             raise DataError(f"{where}: the codebook is not finite and strictly increasing")
         try:

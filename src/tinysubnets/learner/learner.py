@@ -185,12 +185,12 @@ class Learner:
             def finetune(blocks: list[Block]) -> dict:
                 return finetune_codebooks(
                     self.net, t, masks, blocks, train, val, q.finetune_epochs, q.finetune_lr,
-                    self.cfg.batch_size, generator,
+                    self.cfg.batch_size, generator, q.codebook_bits,
                 )
 
             record.quantize = quantize_task(
                 self.net, t, masks, val, q.b_min, q.b_max, q.threshold, q.heads,
-                finetune if q.finetune_epochs else None,
+                finetune if q.finetune_epochs else None, q.codebook_bits,
             )
             clock.lap("quantize")
         with torch.no_grad():
