@@ -11,6 +11,7 @@ from tinysubnets import load
 from tinysubnets.artifact import write_model
 from tinysubnets.learner.learner import Learner
 from tinysubnets.nn.backbones import TSNNetwork, build_backbone
+from tinysubnets.nn.stages import run_stages
 from tinysubnets.scenarios.base import Split, Task
 
 
@@ -82,3 +83,42 @@ def test_per_task_batchnorm_keeps_finished_tasks_bit_exact(tmp_path) -> None:
         assert torch.equal(model.logits(probe, t), learner.logits(probe, t))
     n_norm_values = sum(n for _, n in learner.net.norm_specs.values())
     assert model.capacity.parts["norms"] == 2 * 4 * 4 * n_norm_values
+
+
+SMALL = [
+    ("mlp", {"in_features": 48, "hidden": (16, 12)}),
+    ("alexnet", {"size": 32, "width": 32}),
+    ("tinynet", {"size": 16, "channels": 8, "width": 32}),
+    ("resnet18", {"nf": 4, "size": 16}),
+    ("resnet18", {"nf": 4, "size": 32, "stem": "imagenet"}),
+]
+
+
+def _small_net(name: str, kwargs: dict) -> tuple[TSNNetwork, dict[str, torch.Tensor]]:
+    torch.manual_seed(0)
+    net = TSNNetwork(build_backbone(name, **kwargs))
+    net.add_head(3, torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(1)
+    masks = {k: torch.rand(m.weight.shape, generator=g) < 0.6
+             for k, m in net.masked_layers().items()}
+    if net.norm_specs:  # statistics of their own, so that skipping a stage would show
+        for norm in net.norms[0].values():
+            norm.running_mean.uniform_(-0.2, 0.2, generator=g)
+            norm.running_var.uniform_(0.5, 2.0, generator=g)
+    return net.eval(), masks
+
+
+@pytest.mark.parametrize(("name", "kwargs"), SMALL, ids=[
+    "mlp", "alexnet", "tinynet", "resnet18-cifar", "resnet18-imagenet"])
+@torch.no_grad()
+def test_stages_started_part_way_give_the_forward_bit_exactly(name: str, kwargs: dict) -> None:
+    net, masks = _small_net(name, kwargs)
+    x = torch.randn(10, *net.backbone.input_shape, generator=torch.Generator().manual_seed(2))
+    stages = net.task_stages(0)
+    # every masked layer is in exactly one stage
+    assert sorted(n for s in stages for n in s.layers) == sorted(net.masked_layers())
+    weights, norms = net.task_weights(0, masks), net.task_norms(0)
+    expected = net(x, 0, masks)
+    for start in range(len(stages) + 1):
+        h = run_stages(stages[:start], x, weights, norms)
+        assert torch.equal(net.heads[0](run_stages(stages, h, weights, norms, start)), expected)

@@ -16,7 +16,7 @@ from tinysubnets.config import PruneConfig
 from tinysubnets.errors import ConfigError
 from tinysubnets.learner.learner import Learner
 from tinysubnets.learner.trainer import accuracy, accuracy_at_least
-from tinysubnets.nn.backbones import TSNNetwork
+from tinysubnets.nn.backbones import TSNNetwork, build_backbone
 from tinysubnets.nn.masked import MaskedConv2d
 from tinysubnets.scenarios import build_scenario
 from tinysubnets.scenarios.base import Split
@@ -115,6 +115,35 @@ def test_accuracy_at_least_decides_as_accuracy_does_and_stops_early() -> None:
     assert not calls  # 0 % needs no batch at all
     counter.remove()
     assert net.training  # the training mode is given back
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("resnet18", {"nf": 4, "size": 16}), ("tinynet", {"size": 16, "channels": 8, "width": 32}),
+])
+def test_trials_from_cached_stage_inputs_decide_as_the_full_forward(name: str, kwargs: dict):
+    torch.manual_seed(0)
+    net = TSNNetwork(build_backbone(name, **kwargs))
+    net.add_head(4, torch.Generator().manual_seed(0))
+    masks = {k: torch.ones_like(m.owner, dtype=torch.bool) for k, m in net.masked_layers().items()}
+    x = torch.randn(700, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    net.eval()
+    with torch.no_grad():  # labels the network gets right: pruning has something to lose
+        y = net(x, 0, masks).argmax(1)
+    val = Split(x, y)
+    calls: list[int] = []
+    net.masked_layers()["conv1"].register_forward_hook(lambda *_: calls.append(1))
+    full, full_report = post_prune(net, 0, masks, val, threshold=10.0, cache_bytes=0)
+    assert sum(full_report.own_after.values()) < sum(full_report.own_before.values())
+    first_layer_runs = len(calls)
+    # Every stage's inputs cached; then a cap (600 floats an image) that the first stage's
+    # outputs exceed, so that only later stages' inputs are kept.
+    for cache_bytes in (2 << 30, 700 * 600 * 4):
+        calls.clear()
+        cached, report = post_prune(net, 0, masks, val, threshold=10.0, cache_bytes=cache_bytes)
+        assert report.own_after == full_report.own_after
+        assert report.evaluations == full_report.evaluations
+        assert all(torch.equal(cached[k], full[k]) for k in masks)
+        assert len(calls) < first_layer_runs / 2  # later layers' trials skip the first one
 
 
 def test_prune_config_is_validated() -> None:

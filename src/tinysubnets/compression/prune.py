@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from tinysubnets.learner.trainer import accuracy, accuracy_at_least
+from tinysubnets.learner.trainer import accuracy, predicts_at_least
 from tinysubnets.nn.backbones import TSNNetwork
-from tinysubnets.scenarios.base import Split
+from tinysubnets.nn.stages import run_stages
+from tinysubnets.scenarios.base import Split, iterate_batches
 
 
 @dataclass
@@ -34,6 +35,10 @@ class PruneReport:
     retrain: dict | None = None  # the fine-tuning that follows, if any (finetune.FinetuneReport)
 
 
+# Most memory the validation inputs of one stage may take: beyond it, trials start earlier.
+CACHE_BYTES = 2 << 30
+
+
 @torch.no_grad()
 def post_prune(
     net: TSNNetwork,
@@ -43,34 +48,97 @@ def post_prune(
     threshold: float = 0.2,
     first_step: float = 0.5,
     min_step: float = 0.01,
+    cache_bytes: int = CACHE_BYTES,
 ) -> tuple[dict[str, Tensor], PruneReport]:
     """Return task ``task_id``'s pruned masks (the inputs are not modified) and a report.
 
     Must run before consolidation: "own" is read as mask positions no finished task claims.
     ``first_step`` and ``min_step`` are shares of the layer's own weights: the first removal
-    tried, and the smallest step still tried after halving.
+    tried, and the smallest step still tried after halving. Layers are pruned in forward
+    order, so each trial starts from the validation inputs of the layer's stage, computed once
+    (up to ``cache_bytes`` of them; 0 evaluates every trial from the images).
     """
     start = time.perf_counter()
     masks = {name: mask.clone() for name, mask in masks.items()}
     base = accuracy(net, task_id, masks, val)
     report = PruneReport(val_acc_before=base)
-    for name, layer in net.masked_layers().items():
-        positions = layer.own_positions(masks[name])
-        report.own_before[name] = n_own = positions.numel()
-        magnitude = layer.weight.detach().flatten()[positions].abs()
-        order = positions[torch.sort(magnitude, stable=True).indices]
-        removed, step = 0, max(1, math.ceil(first_step * n_own))
-        smallest = max(1, math.ceil(min_step * n_own))
-        while removed < n_own and step >= smallest:
-            count = min(removed + step, n_own)
-            trial = masks[name].clone()
-            trial.view(-1)[order[:count]] = False
-            report.evaluations += 1
-            if accuracy_at_least(net, task_id, {**masks, name: trial}, val, base - threshold):
-                masks[name], removed = trial, count
-            else:
-                step //= 2
-        report.own_after[name] = n_own - removed
+    was_training = net.training
+    net.eval()  # BatchNorm with the task's stored statistics, as `accuracy` computes
+    staged = _StagedVal(net, task_id, val, cache_bytes)
+    try:
+        for name, layer in net.masked_layers().items():
+            positions = layer.own_positions(masks[name])
+            report.own_before[name] = n_own = positions.numel()
+            report.own_after[name] = 0
+            if not n_own:
+                continue
+            staged.advance_to(name, masks)
+            magnitude = layer.weight.detach().flatten()[positions].abs()
+            order = positions[torch.sort(magnitude, stable=True).indices]
+            removed, step = 0, max(1, math.ceil(first_step * n_own))
+            smallest = max(1, math.ceil(min_step * n_own))
+            while removed < n_own and step >= smallest:
+                count = min(removed + step, n_own)
+                trial = masks[name].clone()
+                trial.view(-1)[order[:count]] = False
+                report.evaluations += 1
+                if staged.at_least({**masks, name: trial}, base - threshold):
+                    masks[name], removed = trial, count
+                else:
+                    step //= 2
+            report.own_after[name] = n_own - removed
+    finally:
+        net.train(was_training)
     report.val_acc_after = accuracy(net, task_id, masks, val)
     report.time_s = time.perf_counter() - start
     return masks, report
+
+
+class _StagedVal:
+    """Task t's validation inputs as they enter one stage of its backbone.
+
+    Pruning layer L changes nothing before L's stage, so trials run from there; the inputs
+    move forward, with the masks as pruned, when the next layer lies in a later stage.
+    """
+
+    def __init__(self, net: TSNNetwork, task_id: int, val: Split, cache_bytes: int) -> None:
+        self.net, self.task_id, self.cache_bytes = net, task_id, cache_bytes
+        self.stages = net.task_stages(task_id)
+        self.norms, self.head = net.task_norms(task_id), net.heads[task_id]
+        where = {local: i for i, stage in enumerate(self.stages) for local in stage.layers}
+        self.stage_of = {full: where[local] for full, (local, _) in
+                         net.task_layers(task_id).items()}
+        self.start, self.inputs = 0, val
+
+    def advance_to(self, name: str, masks: dict[str, Tensor]) -> None:
+        """Inputs of the stage of layer ``name`` (``masks`` final for the layers before it),
+        if they fit in the memory allowed; otherwise the inputs stay where they are."""
+        target = self.stage_of.get(name, 0)
+        if target <= self.start or not len(self.inputs):
+            return
+        weights = self.net.task_weights(self.task_id, masks)
+        ahead = self.stages[:target]
+        out: Tensor | None = None
+        n, done = len(self.inputs), 0
+        for x, _ in iterate_batches(self.inputs, BATCH):
+            h = run_stages(ahead, x, weights, self.norms, self.start)
+            if out is None:
+                if n * h[0].numel() * h.element_size() > self.cache_bytes:
+                    return
+                out = torch.empty((n, *h.shape[1:]), dtype=h.dtype, device=h.device)
+            out[done : done + len(h)] = h
+            done += len(h)
+        self.start, self.inputs = target, Split(out, self.inputs.y)
+
+    def at_least(self, masks: dict[str, Tensor], floor: float) -> bool:
+        """Whether the task's validation accuracy with ``masks`` reaches ``floor`` (only the
+        stages from the current one on are computed)."""
+        weights = self.net.task_weights(self.task_id, masks)
+
+        def predict(h: Tensor) -> Tensor:
+            return self.head(run_stages(self.stages, h, weights, self.norms, self.start))
+
+        return predicts_at_least(predict, self.inputs, floor, BATCH)
+
+
+BATCH = 500  # validation batch of the trials (and of the stage inputs they start from)

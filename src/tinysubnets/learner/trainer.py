@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -87,20 +88,29 @@ def accuracy_at_least(
     The compression searches ask only this. A trial that loses by far (most rejected pruning
     steps) stops after a batch or two instead of evaluating the whole validation split.
     """
+    was_training = net.training
+    net.eval()
+    try:
+        return predicts_at_least(lambda x: net(x, task_id, masks), split, floor, batch_size)
+    finally:
+        net.train(was_training)
+
+
+def predicts_at_least(
+    predict: Callable[[Tensor], Tensor], split: Split, floor: float, batch_size: int = 500
+) -> bool:
+    """Whether ``predict`` (inputs to logits) is right on at least ``floor`` % of ``split``,
+    computed as `accuracy` computes it, reading batches only until that is settled."""
     n = len(split)
     need = _least_correct(n, floor)
     if need == 0 or need > n:
         return need == 0
-    correct, seen, was_training = 0, 0, net.training
-    net.eval()
-    try:
-        for x, y in iterate_batches(split, batch_size):
-            correct += int((net(x, task_id, masks).argmax(1) == y).sum())
-            seen += len(y)
-            if correct >= need or correct + (n - seen) < need:
-                break
-    finally:
-        net.train(was_training)
+    correct, seen = 0, 0
+    for x, y in iterate_batches(split, batch_size):
+        correct += int((predict(x).argmax(1) == y).sum())
+        seen += len(y)
+        if correct >= need or correct + (n - seen) < need:
+            break
     return correct >= need
 
 

@@ -20,6 +20,7 @@ from tinysubnets.errors import ConfigError, ShapeError, TaskIdError
 from tinysubnets.nn.convnets import AlexNet, TinyNet
 from tinysubnets.nn.masked import MaskedLayer, MaskedLinear
 from tinysubnets.nn.resnet import ResNet18
+from tinysubnets.nn.stages import Norms, Stage, run_stages
 
 
 class MLP(nn.Module):
@@ -35,11 +36,17 @@ class MLP(nn.Module):
         self.out_features = sizes[-1]
         self.input_shape = (in_features,)  # images are flattened: any shape with this many pixels
 
-    def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
-        x = x.flatten(1)
-        for name in self.layer_names:
-            x = F.relu(getattr(self, name)(x, weights[name]))
-        return x
+    def stages(self) -> list[Stage]:
+        """One stage per layer (the first flattens the images)."""
+        def layer(name: str, first: bool) -> Stage:
+            def run(x: Tensor, weights: dict[str, Tensor], norms: Norms) -> Tensor:
+                return F.relu(getattr(self, name)(x.flatten(1) if first else x, weights[name]))
+            return Stage((name,), run)
+
+        return [layer(name, i == 0) for i, name in enumerate(self.layer_names)]
+
+    def forward(self, x: Tensor, weights: dict[str, Tensor], norms: Norms | None = None) -> Tensor:
+        return run_stages(self.stages(), x, weights, norms or {})
 
 
 BACKBONES: dict[str, type[nn.Module]] = {
@@ -202,3 +209,19 @@ class TSNNetwork(nn.Module):
         if self.norm_specs:
             return backbone(x, weights, self.norms[task_id])
         return backbone(x, weights)
+
+    def task_stages(self, task_id: int) -> list[Stage]:
+        """Task ``task_id``'s backbone as stages (one stage of every layer where the backbone
+        does not say how it splits)."""
+        backbone = self.backbone_of(task_id)
+        if hasattr(backbone, "stages"):
+            return backbone.stages()
+
+        def run(x: Tensor, weights: dict[str, Tensor], norms: Norms) -> Tensor:
+            return backbone(x, weights, norms) if self.norm_specs else backbone(x, weights)
+
+        return [Stage(tuple(self._layers(backbone)), run)]
+
+    def task_norms(self, task_id: int) -> Norms:
+        """Task ``task_id``'s BatchNorm layers by name (none if the backbone has none)."""
+        return self.norms[task_id] if self.norm_specs else {}

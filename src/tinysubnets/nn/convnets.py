@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tinysubnets.nn.masked import MaskedConv2d, MaskedLinear
+from tinysubnets.nn.stages import Norms, Stage, run_stages
 
 NormSpecs = dict[str, tuple[str, int]]  # norm name -> ("1d" | "2d", features)
 
@@ -40,13 +41,28 @@ class AlexNet(nn.Module):
             "bn4": ("1d", width), "bn5": ("1d", width),
         }
 
-    def forward(self, x: Tensor, weights: dict[str, Tensor], norms: dict[str, nn.Module]) -> Tensor:
-        for i, name in enumerate(("conv1", "conv2", "conv3"), start=1):
-            x = getattr(self, name)(x, weights[name])
-            x = F.max_pool2d(F.relu(norms[f"bn{i}"](x)), 2)
-        x = x.flatten(1)
-        x = F.relu(norms["bn4"](self.fc1(x, weights["fc1"])))
-        return F.relu(norms["bn5"](self.fc2(x, weights["fc2"])))
+    def stages(self) -> list[Stage]:
+        """One stage per layer: conv-BN-ReLU-pool three times, then fc-BN-ReLU twice."""
+        def conv(i: int) -> Stage:
+            name = f"conv{i}"
+
+            def run(x: Tensor, weights: dict[str, Tensor], norms: Norms) -> Tensor:
+                x = getattr(self, name)(x, weights[name])
+                return F.max_pool2d(F.relu(norms[f"bn{i}"](x)), 2)
+            return Stage((name,), run)
+
+        def fc(i: int) -> Stage:
+            name = f"fc{i}"
+
+            def run(x: Tensor, weights: dict[str, Tensor], norms: Norms) -> Tensor:
+                x = x.flatten(1) if i == 1 else x
+                return F.relu(norms[f"bn{i + 3}"](getattr(self, name)(x, weights[name])))
+            return Stage((name,), run)
+
+        return [conv(1), conv(2), conv(3), fc(1), fc(2)]
+
+    def forward(self, x: Tensor, weights: dict[str, Tensor], norms: Norms) -> Tensor:
+        return run_stages(self.stages(), x, weights, norms)
 
 
 class TinyNet(nn.Module):
@@ -66,8 +82,24 @@ class TinyNet(nn.Module):
         self.input_shape = (in_channels, size, size)
         self.norm_specs: NormSpecs = {f"bn{i}": ("2d", channels) for i in range(1, 5)}
 
-    def forward(self, x: Tensor, weights: dict[str, Tensor], norms: dict[str, nn.Module]) -> Tensor:
-        for i in range(1, 5):
-            x = F.relu(norms[f"bn{i}"](getattr(self, f"conv{i}")(x, weights[f"conv{i}"])))
-        x = F.relu(self.fc1(x.flatten(1), weights["fc1"]))
-        return F.relu(self.fc2(x, weights["fc2"]))
+    def stages(self) -> list[Stage]:
+        """One stage per layer: conv-BN-ReLU four times, then fc-ReLU twice."""
+        def conv(i: int) -> Stage:
+            name = f"conv{i}"
+
+            def run(x: Tensor, weights: dict[str, Tensor], norms: Norms) -> Tensor:
+                return F.relu(norms[f"bn{i}"](getattr(self, name)(x, weights[name])))
+            return Stage((name,), run)
+
+        def fc(i: int) -> Stage:
+            name = f"fc{i}"
+
+            def run(x: Tensor, weights: dict[str, Tensor], norms: Norms) -> Tensor:
+                x = x.flatten(1) if i == 1 else x
+                return F.relu(getattr(self, name)(x, weights[name]))
+            return Stage((name,), run)
+
+        return [conv(1), conv(2), conv(3), conv(4), fc(1), fc(2)]
+
+    def forward(self, x: Tensor, weights: dict[str, Tensor], norms: Norms) -> Tensor:
+        return run_stages(self.stages(), x, weights, norms)

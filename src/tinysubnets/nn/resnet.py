@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from tinysubnets.nn.convnets import NormSpecs
 from tinysubnets.nn.masked import MaskedConv2d
+from tinysubnets.nn.stages import Norms, Stage, run_stages
 
 
 class BasicBlock(nn.Module):
@@ -72,14 +73,29 @@ class ResNet18(nn.Module):
         self.out_features = c * final * final
         self.input_shape = (in_channels, size, size)
 
-    def forward(self, x: Tensor, weights: dict[str, Tensor], norms: dict[str, nn.Module]) -> Tensor:
-        x = F.relu(norms["bn1"](self.conv1(x, weights["conv1"])))
-        if self.stem == "imagenet":
-            x = F.max_pool2d(x, 3, stride=2, padding=1)
-        for block, names in zip(self.blocks, self._names, strict=True):
-            x = block(x, weights, norms, names)
-        if self.stem == "cifar":
-            x = F.avg_pool2d(x, 2)
-        else:
-            x = F.adaptive_avg_pool2d(x, 1)
-        return x.flatten(1)
+    def stages(self) -> list[Stage]:
+        """The stem, each block, then the final pooling (no layer of its own)."""
+        def stem(x: Tensor, weights: dict[str, Tensor], norms: Norms) -> Tensor:
+            x = F.relu(norms["bn1"](self.conv1(x, weights["conv1"])))
+            if self.stem == "imagenet":
+                x = F.max_pool2d(x, 3, stride=2, padding=1)
+            return x
+
+        def block(b: BasicBlock, names: dict[str, str]) -> Stage:
+            def run(x: Tensor, weights: dict[str, Tensor], norms: Norms) -> Tensor:
+                return b(x, weights, norms, names)
+            parts = ("conv1", "conv2") + (("shortcut",) if b.shortcut is not None else ())
+            return Stage(tuple(names[p] for p in parts), run)
+
+        def pool(x: Tensor, weights: dict[str, Tensor], norms: Norms) -> Tensor:
+            if self.stem == "cifar":
+                x = F.avg_pool2d(x, 2)
+            else:
+                x = F.adaptive_avg_pool2d(x, 1)
+            return x.flatten(1)
+
+        blocks = [block(b, names) for b, names in zip(self.blocks, self._names, strict=True)]
+        return [Stage(("conv1",), stem), *blocks, Stage((), pool)]
+
+    def forward(self, x: Tensor, weights: dict[str, Tensor], norms: Norms) -> Tensor:
+        return run_stages(self.stages(), x, weights, norms)
