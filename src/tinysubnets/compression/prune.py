@@ -37,6 +37,7 @@ class PruneReport:
 
 # Most memory the validation inputs of one stage may take: beyond it, trials start earlier.
 CACHE_BYTES = 2 << 30
+BATCH = 500  # validation batch of the trials (and of the stage inputs they start from)
 
 
 @torch.no_grad()
@@ -139,6 +140,3 @@ class _StagedVal:
             return self.head(run_stages(self.stages, h, weights, self.norms, self.start))
 
         return predicts_at_least(predict, self.inputs, floor, BATCH)
-
-
-BATCH = 500  # validation batch of the trials (and of the stage inputs they start from)

@@ -218,7 +218,7 @@ class TSNNetwork(nn.Module):
             return backbone.stages()
 
         def run(x: Tensor, weights: dict[str, Tensor], norms: Norms) -> Tensor:
-            return backbone(x, weights, norms) if self.norm_specs else backbone(x, weights)
+            return self.features(x, task_id, weights)
 
         return [Stage(tuple(self._layers(backbone)), run)]
 
