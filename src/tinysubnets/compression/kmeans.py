@@ -72,8 +72,11 @@ def kmeans_1d(values: np.ndarray, bits: int, max_iter: int = 100) -> tuple[Codeb
         raise ConfigError(f"bit-width {bits} is out of range: k-means needs 1 to {MAX_BITS} bits")
     if max_iter < 0:
         raise ConfigError(f"max_iter must be >= 0, got {max_iter}")
-    with np.errstate(over="ignore"):  # a value too large for float32 is reported below
-        flat = np.asarray(values, dtype=np.float32).reshape(-1)
+    flat = np.asarray(values)
+    if flat.dtype != np.float32:  # errstate costs as much as a small block's sort
+        with np.errstate(over="ignore"):  # a value too large for float32 is reported below
+            flat = flat.astype(np.float32)
+    flat = flat.reshape(-1)
     x = np.sort(flat)  # -inf sorts first, +inf and NaN last: two checks cover all values
     if x.size and not (np.isfinite(x[0]) and np.isfinite(x[-1])):
         bad = np.asarray(values).reshape(-1)[np.argmin(np.isfinite(flat))]
@@ -114,6 +117,7 @@ def squared_error(values: np.ndarray, codebook: Codebook, codes: np.ndarray) -> 
 class _Sorted:
     """The distinct sorted values (float64; centred when that helps, prefix sums then lose less
     to cancellation), with prefix sums and prefix counts: any run's sum and count in O(1).
+    Counts are float64 too (exact below 2^53), so no division mixes integers and floats.
     Cuts index the distinct values, so no cut ever splits equal weights."""
 
     def __init__(self, x: np.ndarray, first: np.ndarray, distinct: int) -> None:
@@ -128,10 +132,11 @@ class _Sorted:
         sums = np.zeros(x.size + 1)
         np.cumsum(centred, out=sums[1:])
         if distinct == x.size:
-            self.x, self.s1, self.count = centred, sums, np.arange(x.size + 1)
+            self.x, self.s1, self.count = centred, sums, np.arange(x.size + 1, dtype=np.float64)
         else:
-            self.count = np.append(np.flatnonzero(first), x.size)
-            self.x, self.s1 = centred[self.count[:-1]], sums[self.count]
+            starts = np.append(np.flatnonzero(first), x.size)
+            self.x, self.s1 = centred[starts[:-1]], sums[starts]
+            self.count = starts.astype(np.float64)
         self.n = distinct
 
     def means(self, bounds: np.ndarray) -> np.ndarray:
@@ -153,10 +158,13 @@ def _best_path(data: _Sorted, cand: np.ndarray, masked: bool = False) -> np.ndar
     total, count = data.s1[cand], data.count[cand]
     run = total[1:, :, None] - total[:-1, None, :]  # [m, c, a]: from cut a of row m to c of m+1
     size = count[1:, :, None] - count[:-1, None, :]
-    if masked:
-        gain = np.divide(run * run, size, out=np.full(run.shape, -np.inf), where=size > 0)
+    run *= run
+    if masked:  # a divide with where= costs more than these plain passes
+        empty = size <= 0
+        np.maximum(size, 1.0, out=size)
+        gain = np.divide(run, size, out=run)
+        np.putmask(gain, empty, -np.inf)
     else:
-        run *= run
         gain = np.divide(run, size, out=run)
     value, picks, rows = gain[0, :, 0], [], _arange(cand.shape[1])
     for step in gain[1:]:
