@@ -263,7 +263,9 @@ PRESETS: dict[str, dict[str, Any]] = {
             "layer_share_ratio": {"fc1": 0.0},
             "claim": "fair",
         },
-        "prune": {"threshold": 0.3},
+        # Post-pruning stops 0.35 points below the unpruned accuracy: with float16 codebooks
+        # this kept every seed of the sweep at ACC >= 97.0 and under 20 % (README).
+        "prune": {"threshold": 0.35},
     },
     "cifar10": {"tasks": 5, "train": _IMAGES},
     "cifar100": {"tasks": 10, "train": _IMAGES},
