@@ -17,28 +17,29 @@ import torch.nn.functional as F
 from tinysubnets import RunConfig
 from tinysubnets.device import resolve_device
 from tinysubnets.learner.learner import task_generator
-from tinysubnets.learner.trainer import accuracy, make_optimizer
+from tinysubnets.learner.trainer import make_optimizer
 from tinysubnets.metrics import average_accuracy, backward_transfer
-from tinysubnets.nn.backbones import TSNNetwork, build_backbone
-from tinysubnets.scenarios import backbone_of, build_scenario, iterate_batches
+from tinysubnets.nn.evaluate import accuracy
+from tinysubnets.nn.network import TSNNetwork
+from tinysubnets.runs import setup
+from tinysubnets.tasks import iterate_batches
 
 
 def finetune_baseline(cfg: RunConfig, progress: bool = False) -> dict:
     """R, ACC, BWT and time per task of dense fine-tuning on ``cfg``'s scenario."""
-    scenario = build_scenario(cfg)
-    name, kwargs = backbone_of(cfg)
+    run_setup = setup(cfg, None, None)  # the scenario and its backbone, as a TSN run has them
+    scenario = run_setup.scenario
     device = resolve_device(cfg.device)
-    with torch.random.fork_rng():
-        torch.manual_seed(cfg.seed)
-        net = TSNNetwork(build_backbone(name, **kwargs)).to(device)
+    net = TSNNetwork(run_setup.backbone, scenario.input_shape,
+                     torch.Generator().manual_seed(cfg.seed)).to(device)
     full = {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in net.masked_layers().items()}
     R, times = [], []
-    for task in scenario.tasks:
-        t, start = task.task_id, time.perf_counter()
+    for t, task in enumerate(scenario.tasks):
+        start = time.perf_counter()
         net.add_head(task.n_classes, task_generator(cfg.seed, t))
         params = [m.weight for m in net.masked_layers().values()]
         params += list(net.heads[t].parameters())
-        params += list(net.norms[t].parameters()) if net.norm_specs else []
+        params += list(net.norms[t].parameters())
         optimizer = make_optimizer(params, cfg.train)
         train, generator = task.split("train").to(device), task_generator(cfg.seed, t)
         net.train()

@@ -43,3 +43,32 @@ def with_header(data: bytes, edit: Callable[[dict[str, Any]], object]) -> bytes:
     edit(header)
     head = json.dumps(header, separators=(",", ":")).encode()
     return rechecksum(data[:10] + struct.pack("<I", len(head)) + head + data[14 + size :])
+
+
+def input_shape_of(name: str, kwargs: dict[str, Any]) -> tuple[int, ...]:
+    """The input shape of a built-in backbone built with ``kwargs``."""
+    if name == "mlp":
+        return (kwargs.get("in_features", 784),)
+    return (kwargs.get("in_channels", 3), *(2 * [kwargs.get("size", 64 if name == "tinynet"
+                                                                 else 32)]))
+
+
+def builtin_learner(cfg: RunConfig, name: str = "mlp", **kwargs: Any):
+    """A learner of a built-in backbone, its values drawn from the run's seed (as `run` does)."""
+    from tinysubnets.learner.learner import Learner
+    from tinysubnets.nn.backbones import build_backbone
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        module = build_backbone(name, **kwargs)
+    return Learner(module, cfg, input_shape_of(name, kwargs), {"name": name, "kwargs": kwargs})
+
+
+def builtin_net(name: str, seed: int = 0, **kwargs: Any):
+    """A TSNNetwork of a built-in backbone (no head yet)."""
+    from tinysubnets.nn.backbones import build_backbone
+    from tinysubnets.nn.network import TSNNetwork
+
+    torch.manual_seed(seed)
+    return TSNNetwork(build_backbone(name, **kwargs), input_shape_of(name, kwargs),
+                      torch.Generator().manual_seed(seed))

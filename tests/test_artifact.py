@@ -70,22 +70,25 @@ def test_logits_from_the_file_equal_the_trained_model(trained) -> None:
         assert torch.equal(model.logits(x, t), learner.logits(x, t)), f"task {t} differs"
     # The values really were quantized: each task's own fc1 values fit its chosen bit-width.
     bits = model.capacity.bits
-    assert all(1 <= b[name] <= 8 for b in bits for name in ("fc1", "fc2"))
+    assert all(1 <= b[name] <= 8 for b in bits for name in ("fc1.weight", "fc2.weight"))
     # ... and their codebooks are float16: 2 bytes a centroid.
     parsed = parse((out / "model.tsn").read_bytes(), "model.tsn")
     for t in range(3):
-        for name in ("fc1", "fc2", "head"):
+        for name in ("fc1.weight", "fc2.weight", "head"):
             _, k, _ = parsed.header["tasks"][t]["blocks"][name]
             assert len(parsed.sections[block_names(t, name)[0]].data) == 2 * k
 
 
-def test_version_1_files_are_still_read(trained, tmp_path: Path) -> None:
-    cfg, out, _, learner, _ = trained
-    path = tmp_path / "v1.tsn"
+@pytest.mark.parametrize("version", [1, 2])
+def test_files_from_before_the_redesign_are_refused_with_a_reason(
+    trained, tmp_path: Path, version: int
+) -> None:
+    _, out, _, _, _ = trained
+    path = tmp_path / f"v{version}.tsn"
     good = (out / "model.tsn").read_bytes()
-    path.write_bytes(rechecksum(good[:8] + struct.pack("<H", 1) + good[10:]))
-    x = _inputs(cfg)
-    assert torch.equal(load(path).logits(x, 2), learner.logits(x, 2))
+    path.write_bytes(rechecksum(good[:8] + struct.pack("<H", version) + good[10:]))
+    with pytest.raises(DataError, match=f"format version {version}.*before tinysubnets took"):
+        load(path)
 
 
 def test_later_tasks_leave_the_first_task_bit_exact_in_the_file(trained) -> None:
@@ -189,11 +192,14 @@ def test_bad_files_fail_with_clear_messages(trained, tmp_path: Path, capsys) -> 
         "foreign": (b"\x89PNG\r\n\x1a\n" + bytes(100), "not a tinysubnets model file"),
         "flipped": (good[:200] + bytes([good[200] ^ 4]) + good[201:], "checksum mismatch"),
         "version": (rechecksum(good[:8] + struct.pack("<H", 9) + good[10:]),
-                    "unknown format version 9"),
-        "bits": (with_header(good, lambda h: h["tasks"][1]["blocks"]["fc1"].__setitem__(0, 17)),
-                 "task 1, layer fc1: bit-width 17 is outside"),
+                    "format version 9; this tinysubnets reads"),
+        "bits": (with_header(good, lambda h: h["tasks"][1]["blocks"]["fc1.weight"].__setitem__(
+            0, 17)), "task 1, layer fc1.weight: bit-width 17 is outside"),
         "backbone": (with_header(good, lambda h: h["backbone"].update(name="vgg")),
-                     "unknown backbone 'vgg'"),
+                     "backbone .*'vgg'.* is neither a built-in"),
+        "kwargs": (with_header(good, lambda h: h["backbone"]["kwargs"].update(hidden=[50, 100])),
+                   r"layer fc1.weight: the file holds \[100, 784\], the backbone Sequential "
+                   r"\[50, 784\]"),
         "section": (with_header(good, lambda h: h["sections"].pop(2)), "section"),
     }
     for name, (data, message) in cases.items():
@@ -317,5 +323,5 @@ def test_run_folder_has_the_capacity_report(trained) -> None:
         assert r["mask_pct_after_pruning"] == pytest.approx(
             100 * sum(task["mask_size"].values()) / 88400)
         assert r["mask_pct_before_pruning"] >= r["mask_pct_after_pruning"]
-        assert set(r["bits"]) == {"fc1", "fc2", "head"}
+        assert set(r["bits"]) == {"fc1.weight", "fc2.weight", "head"}
         assert list(r["val_acc"]) == ["trained", "pruned", "retrained", "quantized", "fine_tuned"]

@@ -5,20 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import builtin_learner, builtin_net, tiny_config
 
 from tinysubnets import load
 from tinysubnets.artifact import write_model
-from tinysubnets.learner.learner import Learner
-from tinysubnets.nn.backbones import TSNNetwork, build_backbone
-from tinysubnets.nn.stages import run_stages
-from tinysubnets.scenarios.base import Split, Task
-
-
-def _masked_weights(name: str, **kwargs: object) -> tuple[int, torch.nn.Module]:
-    backbone = build_backbone(name, **kwargs)
-    net = TSNNetwork(backbone)
-    return sum(m.weight.numel() for m in net.masked_layers().values()), backbone
+from tinysubnets.nn.network import TSNNetwork
+from tinysubnets.tasks import Split, Task
 
 
 @pytest.mark.parametrize(
@@ -36,12 +28,11 @@ def _masked_weights(name: str, **kwargs: object) -> tuple[int, torch.nn.Module]:
     ids=["alexnet", "tinynet", "resnet18-nf20", "resnet18"],
 )
 def test_forward_shape_and_weight_count(name: str, kwargs: dict, count: int, features: int):
-    n, backbone = _masked_weights(name, **kwargs)
-    assert n == count
-    assert backbone.out_features == features
-    net = TSNNetwork(backbone)
+    net = builtin_net(name, **kwargs)
+    assert net.backbone_weights() == count
+    assert net.out_features == features
     net.add_head(5, torch.Generator().manual_seed(0))
-    x = torch.randn(2, *backbone.input_shape)
+    x = torch.randn(2, *net.input_shape)
     masks = {k: torch.ones_like(m.weight, dtype=torch.bool) for k, m in net.masked_layers().items()}
     net.eval()
     assert net(x, 0, masks).shape == (2, 5)
@@ -53,13 +44,12 @@ def _task(t: int, n: int = 192) -> Task:
     y = (x[:, t % 3].mean((1, 2)) > 0).long() + 2 * (x[:, 0, :8].mean((1, 2)) > 0).long()
     splits = {"train": Split(x[:128], y[:128]), "val": Split(x[128:160], y[128:160]),
               "test": Split(x[160:], y[160:])}
-    return Task(task_id=t, name=f"toy-{t}", n_classes=4, make_split=lambda which: splits[which])
+    return Task(f"toy-{t}", tuple(range(4)), lambda which: splits[which])
 
 
 def test_per_task_batchnorm_keeps_finished_tasks_bit_exact(tmp_path) -> None:
     cfg = tiny_config(epochs=2, batch_size=32, lr=0.01)
-    kwargs = {"size": 16, "channels": 8, "width": 32}
-    learner = Learner("tinynet", kwargs, cfg.train, cfg.seed, 2, cfg.prune, cfg.quantize)
+    learner = builtin_learner(cfg, "tinynet", size=16, channels=8, width=32)
     probe = torch.randn(20, 3, 16, 16, generator=torch.Generator().manual_seed(9))
     tasks = [_task(0), _task(1)]
     learner.add_head(4)
@@ -72,7 +62,7 @@ def test_per_task_batchnorm_keeps_finished_tasks_bit_exact(tmp_path) -> None:
     for k, v in learner.net.norms[0].state_dict().items():
         assert torch.equal(v, stats[k]), k
     # Task 1 trained its own norms: their statistics moved away from the initial ones.
-    assert not torch.equal(learner.net.norms[1].bn1.running_mean, torch.zeros(8))
+    assert not torch.equal(learner.net.norm_state(1)["bn1.running_mean"], torch.zeros(8))
     # A prediction does not depend on the rest of its batch (stored statistics, eval mode).
     alone = torch.cat([learner.logits(probe[i : i + 1], 0) for i in range(3)])
     assert torch.allclose(alone, first[:3], atol=1e-5)
@@ -81,8 +71,10 @@ def test_per_task_batchnorm_keeps_finished_tasks_bit_exact(tmp_path) -> None:
     model = load(tmp_path / "model.tsn")
     for t in range(2):
         assert torch.equal(model.logits(probe, t), learner.logits(probe, t))
-    n_norm_values = sum(n for _, n in learner.net.norm_specs.values())
-    assert model.capacity.parts["norms"] == 2 * 4 * 4 * n_norm_values
+    n_norm_values = sum(v.numel() for v in learner.net.norm_template().values()
+                        if v.is_floating_point())
+    assert n_norm_values == 4 * 4 * 8  # 4 BatchNorms: weight, bias, mean, variance of 8
+    assert model.capacity.parts["norms"] == 2 * 4 * n_norm_values
 
 
 SMALL = [
@@ -95,16 +87,14 @@ SMALL = [
 
 
 def _small_net(name: str, kwargs: dict) -> tuple[TSNNetwork, dict[str, torch.Tensor]]:
-    torch.manual_seed(0)
-    net = TSNNetwork(build_backbone(name, **kwargs))
+    net = builtin_net(name, **kwargs)
     net.add_head(3, torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(1)
     masks = {k: torch.rand(m.weight.shape, generator=g) < 0.6
              for k, m in net.masked_layers().items()}
-    if net.norm_specs:  # statistics of their own, so that skipping a stage would show
-        for norm in net.norms[0].values():
-            norm.running_mean.uniform_(-0.2, 0.2, generator=g)
-            norm.running_var.uniform_(0.5, 2.0, generator=g)
+    for norm in net.norms[0].values():  # statistics of their own: a skipped stage would show
+        norm.running_mean.uniform_(-0.2, 0.2, generator=g)
+        norm.running_var.uniform_(0.5, 2.0, generator=g)
     return net.eval(), masks
 
 
@@ -113,12 +103,12 @@ def _small_net(name: str, kwargs: dict) -> tuple[TSNNetwork, dict[str, torch.Ten
 @torch.no_grad()
 def test_stages_started_part_way_give_the_forward_bit_exactly(name: str, kwargs: dict) -> None:
     net, masks = _small_net(name, kwargs)
-    x = torch.randn(10, *net.backbone.input_shape, generator=torch.Generator().manual_seed(2))
-    stages = net.task_stages(0)
-    # every masked layer is in exactly one stage
-    assert sorted(n for s in stages for n in s.layers) == sorted(net.masked_layers())
-    weights, norms = net.task_weights(0, masks), net.task_norms(0)
+    x = torch.randn(10, *net.input_shape, generator=torch.Generator().manual_seed(2))
+    # every masked parameter is in exactly one stage, and the stages are the module's children
+    assert sorted(n for s in net.stages for n in s[2]) == sorted(net.masked_layers())
+    assert len(net.stages) == len(list(net.backbone.children()))
+    weights = net.task_weights(0, masks)
     expected = net(x, 0, masks)
-    for start in range(len(stages) + 1):
-        h = run_stages(stages[:start], x, weights, norms)
-        assert torch.equal(net.heads[0](run_stages(stages, h, weights, norms, start)), expected)
+    for start in range(len(net.stages) + 1):
+        h = net.features(x, 0, weights, 0, start)
+        assert torch.equal(net.heads[0](net.features(h, 0, weights, start)), expected)

@@ -9,23 +9,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import builtin_net, tiny_config
 from torch.utils.flop_counter import FlopCounterMode
 
 from tinysubnets import load, run
 from tinysubnets.artifact.layout import owners_from_masks
 from tinysubnets.errors import ConfigError, ShapeError, TaskIdError
-from tinysubnets.nn.backbones import BACKBONES, HEAD, TSNNetwork, build_backbone
+from tinysubnets.nn.backbones import BACKBONES
+from tinysubnets.nn.network import HEAD, TSNNetwork
 from tinysubnets.report.flops import PRECISIONS, model_ops, task_ops
 
 MLP_DENSE_MACS = 784 * 100 + 100 * 100 + 100 * 10  # 89,400
-MLP_KEPT = {"fc1": 7840, "fc2": 2500}  # 10% and 25% of the hidden layers
+MLP_KEPT = {"fc1.weight": 7840, "fc2.weight": 2500}  # 10% and 25% of the hidden layers
 MLP_SPARSE_MACS = 7840 + 2500 + 100 * 10  # 11,340: the head is dense
 
 
 def _network(name: str, classes: int = 10, **kwargs: object) -> TSNNetwork:
-    torch.manual_seed(0)
-    net = TSNNetwork(build_backbone(name, **kwargs))
+    net = builtin_net(name, **kwargs)
     net.add_head(classes, torch.Generator().manual_seed(0))
     return net
 
@@ -50,7 +50,8 @@ def test_mlp_counts_by_hand() -> None:
     assert ops.dense_macs == MLP_DENSE_MACS == 89_400
     assert ops.sparse_macs == MLP_SPARSE_MACS == 11_340
     assert (ops.dense_flops, ops.sparse_flops) == (178_800, 22_680)
-    assert [(lo.name, lo.positions) for lo in ops.layers] == [("fc1", 1), ("fc2", 1), (HEAD, 1)]
+    assert [(lo.name, lo.positions) for lo in ops.layers] == [
+        ("fc1.weight", 1), ("fc2.weight", 1), (HEAD, 1)]
     for b in PRECISIONS:
         assert ops.bops(b, b, sparse=False) == MLP_DENSE_MACS * b * b
         assert ops.bops(b, b) == MLP_SPARSE_MACS * b * b
@@ -58,7 +59,8 @@ def test_mlp_counts_by_hand() -> None:
     assert ops.bops(8, 8) == 725_760
     assert ops.codebook_bops(8) is None  # no bit-widths given
     # Nothing is owned yet (a task in training): every kept weight counts at the task's width.
-    ops = task_ops(net, _masks(net, MLP_KEPT), 0, weight_bits=[{"fc1": 4, "fc2": 3, HEAD: 8}])
+    bits = [{"fc1.weight": 4, "fc2.weight": 3, HEAD: 8}]
+    ops = task_ops(net, _masks(net, MLP_KEPT), 0, weight_bits=bits)
     assert ops.codebook_bops(8) == (7840 * 4 + 2500 * 3 + 1000 * 8) * 8 == 374_880
 
 
@@ -68,7 +70,7 @@ def test_dense_flops_equal_torchs_flop_counter(name: str) -> None:
     masks = _masks(net, ratio=1.0)
     ops = task_ops(net, masks, 0)
     with FlopCounterMode(display=False) as counter:
-        net(torch.zeros(1, *net.backbone.input_shape), 0, masks)
+        net(torch.zeros(1, *net.input_shape), 0, masks)
     assert ops.dense_flops == counter.get_total_flops() > 0
     assert ops.sparse_flops == ops.dense_flops  # a full mask
 
@@ -77,7 +79,7 @@ def test_resnet_imagenet_stem_matches_too() -> None:
     net = _network("resnet18", nf=8, size=64, stem="imagenet").eval()
     masks = _masks(net, ratio=1.0)
     with FlopCounterMode(display=False) as counter:
-        net(torch.zeros(1, *net.backbone.input_shape), 0, masks)
+        net(torch.zeros(1, *net.input_shape), 0, masks)
     assert task_ops(net, masks, 0).dense_flops == counter.get_total_flops()
 
 
@@ -105,7 +107,7 @@ def test_bad_task_id_masks_and_bit_widths() -> None:
         with pytest.raises(TaskIdError, match="out of range"):
             task_ops(net, masks, bad)  # type: ignore[arg-type]
     with pytest.raises(ShapeError, match="fc2"):
-        task_ops(net, {"fc1": masks["fc1"]}, 0)
+        task_ops(net, {"fc1.weight": masks["fc1.weight"]}, 0)
     with pytest.raises(ConfigError, match="bit-widths"):
         task_ops(net, masks, 0, weight_bits=[])
 
@@ -141,8 +143,8 @@ def test_model_ops_count_each_weight_at_its_owners_bit_width(model_file: Path) -
         for a in (8, 16):
             assert ops.codebook_bops(a) == kept_bits * a
         assert ops.codebook_bops(8) < ops.bops(8, 8)  # quantized below 8 bits
-    fc2 = model.net.masked_layers()["fc2"]
-    assert (fc2.owner[model.masks[2]["fc2"]] < 2).any()  # task 2 reuses earlier tasks' weights
+    fc2 = model.net.masked_layers()["fc2.weight"]
+    assert (fc2.owner[model.masks[2]["fc2.weight"]] < 2).any()  # task 2 reuses earlier weights
     row = json.loads(json.dumps(all_ops[2].to_dict()))
     assert set(row["bops"]) == {"w32a32", "w16a16", "w8a8", "w4a4"}
     assert row["bops"]["w8a8"]["sparse"] == all_ops[2].sparse_macs * 64

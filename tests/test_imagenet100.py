@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import builtin_net, tiny_config
 from PIL import Image
 
 from tinysubnets import RunConfig, load, run
@@ -20,10 +20,9 @@ from tinysubnets.data import memmap as memmap_module
 from tinysubnets.errors import ConfigError, DataError
 from tinysubnets.learner.replay import keep_samples, reservoir_indices
 from tinysubnets.learner.similarity import sample
-from tinysubnets.nn.backbones import TSNNetwork, build_backbone
 from tinysubnets.scenarios import SPECS, Split, backbone_of, build_scenario
-from tinysubnets.scenarios.streaming import StreamedImages
 from tinysubnets.scenarios.vision import class_split, to_tensor
+from tinysubnets.tasks.streaming import StreamedImages
 
 SIZES = [(40, 56), (56, 40), (48, 48), (64, 36), (33, 70)]  # (width, height), none square-cropped
 N_CLASSES, N_TRAIN, N_VAL = 20, 6, 2
@@ -143,10 +142,10 @@ def test_real_backbone_is_resnet18_nf64_at_the_image_size(data_dir: Path) -> Non
     name, kwargs = backbone_of(cfg)
     assert (name, kwargs) == ("resnet18", {"nf": 64, "stem": "imagenet", "size": 48})
     assert backbone_of(dataclasses.replace(cfg, image_size=0))[1]["size"] == 224
-    net = TSNNetwork(build_backbone(name, **kwargs))
+    net = builtin_net(name, **kwargs)
     x = build_scenario(cfg).tasks[0].split("val").x[0:2]
-    net.check_input(x)
-    assert net.backbone.out_features == 512 and x.shape == (2, 3, 48, 48)
+    net.fit_input(x)
+    assert net.out_features == 512 and x.shape == (2, 3, 48, 48)
 
 
 def test_two_task_run_is_forget_free_and_its_file_predicts_the_same(

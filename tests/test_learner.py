@@ -7,12 +7,11 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import builtin_learner, tiny_config
 
 from tinysubnets import run
 from tinysubnets.config import PruneConfig, QuantizeConfig
 from tinysubnets.errors import ConfigError, ShapeError, TaskIdError
-from tinysubnets.learner.learner import Learner
 from tinysubnets.scenarios import build_scenario
 
 
@@ -21,15 +20,16 @@ def test_share_ratio_zero_keeps_a_layers_masks_disjoint() -> None:
     train = dataclasses.replace(cfg.train, layer_keep_ratio={"fc1": 0.6, "fc2": 1.0},
                                 layer_share_ratio={"fc1": 0.0})
     scenario = build_scenario(cfg)
-    learner = Learner("mlp", {}, train, cfg.seed, cfg.tasks)
+    learner = builtin_learner(dataclasses.replace(cfg, train=train))
     for task in scenario.tasks:
         learner.add_head(task.n_classes)
         learner.learn(task, task.split("train"), task.split("val"), progress=False)
-    fc1 = [m["fc1"] for m in learner.masks]
+    fc1 = [m["fc1.weight"] for m in learner.masks]
     assert all(not (fc1[i] & fc1[j]).any() for i in range(3) for j in range(i))
-    assert (learner.masks[1]["fc2"] & learner.masks[0]["fc2"]).any()  # fc2 is still shared
+    assert (learner.masks[1]["fc2.weight"] & learner.masks[0]["fc2.weight"]).any()  # shared
     with pytest.raises(ConfigError, match="layer_share_ratio names unknown layers"):
-        Learner("mlp", {}, dataclasses.replace(train, layer_share_ratio={"fc9": 0.0}), 0, 3)
+        builtin_learner(dataclasses.replace(cfg, train=dataclasses.replace(
+            train, layer_share_ratio={"fc9": 0.0})))
     with pytest.raises(ConfigError, match="share ratio of layer fc1"):
         dataclasses.replace(train, layer_share_ratio={"fc1": 1.5}).validate()
 
@@ -41,18 +41,18 @@ def _fixed_inputs() -> torch.Tensor:
 def test_forget_free_bit_exact_logits() -> None:
     cfg = tiny_config()
     scenario = build_scenario(cfg)
-    learner = Learner("mlp", {}, cfg.train, cfg.seed, cfg.tasks)
+    learner = builtin_learner(cfg)
     x = torch.cat([_fixed_inputs(), scenario.tasks[0].split("test").x[:64]])
     seen: dict[int, torch.Tensor] = {}
-    for task in scenario.tasks:
+    for t, task in enumerate(scenario.tasks):
         learner.add_head(task.n_classes)
         learner.learn(task, task.split("train"), task.split("val"), progress=False)
-        seen[task.task_id] = learner.logits(x, task.task_id)
+        seen[t] = learner.logits(x, t)
         for j, logits in seen.items():
             assert torch.equal(learner.logits(x, j), logits), f"task {j} changed"
     # The later tasks really trained: they moved free weights and used some of their own.
-    assert all(learner.masks[t]["fc1"].any() for t in range(3))
-    owners = learner.net.backbone.fc1.owner
+    assert all(learner.masks[t]["fc1.weight"].any() for t in range(3))
+    owners = learner.net.masked_layers()["fc1.weight"].owner
     assert set(owners.unique().tolist()) >= {0, 1}
 
 
@@ -66,7 +66,7 @@ def test_frozen_weights_never_move(optimizer: str, extra: dict) -> None:
     scenario = build_scenario(dataclasses.replace(cfg, tasks=2))
     # Training alone (post-pruning may empty a layer of this tiny model's first task).
     off = PruneConfig(enabled=False), QuantizeConfig(enabled=False)
-    learner = Learner("mlp", {}, cfg.train, cfg.seed, cfg.tasks, *off)
+    learner = builtin_learner(dataclasses.replace(cfg, prune=off[0], quantize=off[1]))
     first, second = scenario.tasks
     learner.add_head(first.n_classes)
     learner.learn(first, first.split("train"), first.split("val"), progress=False)

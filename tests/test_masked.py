@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from tinysubnets.nn.masked import MaskedConv2d, MaskedLinear, keep_count, topk_mask
+from tinysubnets.nn.masked import MaskedParam, keep_count, topk_mask
+from tinysubnets.nn.network import TSNNetwork
+
+
+def MaskedLinear(n_in: int, n_out: int) -> MaskedParam:  # noqa: N802
+    """The weight of a Linear(n_in, n_out), masked."""
+    return MaskedParam(torch.zeros(n_out, n_in), n_in, torch.Generator().manual_seed(0))
 
 
 def test_topk_mask_keeps_exactly_the_largest_magnitudes() -> None:
@@ -102,16 +110,23 @@ def test_evaluation_weight_ignores_free_values_outside_the_mask() -> None:
 
 def test_masked_conv2d_forward_and_straight_through() -> None:
     torch.manual_seed(0)
-    conv = MaskedConv2d(3, 4, kernel_size=3, padding=1)
-    mask = conv.select_mask(keep_ratio=0.25)
-    assert int(mask.sum()) == keep_count(conv.weight.numel(), 0.25)
+    conv = nn.Conv2d(3, 4, kernel_size=3, padding=1)  # a bias too: masked like the weight
+    net = TSNNetwork(nn.Sequential(conv, nn.Flatten()), (3, 8, 8),
+                     torch.Generator().manual_seed(0))
+    layers = net.masked_layers()
+    assert list(layers) == ["0.weight", "0.bias"] and conv.weight is not None  # user's kept
+    masks = {name: layer.select_mask(keep_ratio=0.25) for name, layer in layers.items()}
+    assert int(masks["0.weight"].sum()) == keep_count(4 * 3 * 9, 0.25)
     x = torch.randn(2, 3, 8, 8)
-    out = conv(x, conv.masked_weight(mask, scores_grad=True))
-    assert out.shape == (2, 4, 8, 8)
+    net.add_head(2, torch.Generator().manual_seed(0))
+    out = net.features(x, 0, net.task_weights(0, masks, train=True))
+    assert out.shape == (2, 4 * 8 * 8)
     out.square().sum().backward()
+    weight = layers["0.weight"]
     # Masked-out weights get no gradient, while every score does (straight-through).
-    assert torch.all(conv.weight.grad[~mask] == 0)
-    assert conv.scores.grad.abs().gt(0).float().mean() > 0.9
-    # Evaluation equals a plain convolution with the masked weight.
-    reference = torch.nn.functional.conv2d(x, conv.weight.detach() * mask, padding=1)
-    assert torch.allclose(conv(x, conv.masked_weight(mask)), reference)
+    assert torch.all(weight.weight.grad[~masks["0.weight"]] == 0)
+    assert weight.scores.grad.abs().gt(0).float().mean() > 0.9
+    # Evaluation equals a plain convolution with the masked weight and bias.
+    reference = F.conv2d(x, weight.weight.detach() * masks["0.weight"],
+                         layers["0.bias"].weight.detach() * masks["0.bias"], padding=1)
+    assert torch.equal(net.features(x, 0, net.task_weights(0, masks)), reference.flatten(1))

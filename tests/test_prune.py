@@ -8,28 +8,26 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_config
+from conftest import builtin_learner, builtin_net, tiny_config
 from torch import Tensor, nn
 
 from tinysubnets.compression.prune import post_prune
 from tinysubnets.config import PruneConfig
 from tinysubnets.errors import ConfigError
-from tinysubnets.learner.learner import Learner
-from tinysubnets.learner.trainer import accuracy, accuracy_at_least
-from tinysubnets.nn.backbones import TSNNetwork, build_backbone
-from tinysubnets.nn.masked import MaskedConv2d
+from tinysubnets.nn.evaluate import accuracy, accuracy_at_least
+from tinysubnets.nn.network import TSNNetwork
 from tinysubnets.scenarios import build_scenario
-from tinysubnets.scenarios.base import Split
+from tinysubnets.tasks import Split
 
 
 def test_post_pruning_keeps_earlier_tasks_and_frees_weights() -> None:
     cfg = tiny_config(epochs=3)
     prune = PruneConfig(enabled=True, threshold=0.5)
     scenario = build_scenario(cfg)
-    learner = Learner("mlp", {}, cfg.train, cfg.seed, cfg.tasks, prune)
+    learner = builtin_learner(dataclasses.replace(cfg, prune=prune))
     probe = scenario.tasks[0].split("test").x[:200]
     seen: dict[int, Tensor] = {}
-    for task in scenario.tasks:
+    for t, task in enumerate(scenario.tasks):
         layers = learner.net.masked_layers()
         owner_before = {n: m.owner.clone() for n, m in layers.items()}
         learner.add_head(task.n_classes)
@@ -45,34 +43,37 @@ def test_post_pruning_keeps_earlier_tasks_and_frees_weights() -> None:
             before = owner_before[name]
             # Earlier owners are untouched; the task owns exactly its pruned own weights.
             assert torch.equal(layer.owner[before >= 0], before[before >= 0])
-            owned = layer.owner == task.task_id
+            owned = layer.owner == t
             assert int(owned.sum()) == report.own_after[name] == record.own[name]
             assert torch.equal(owned, learner.masks[-1][name] & (before < 0))
-        seen[task.task_id] = learner.logits(probe, task.task_id)
+        seen[t] = learner.logits(probe, t)
         for j, logits in seen.items():
             assert torch.equal(learner.logits(probe, j), logits)
     # Pruned weights went back to the pool: the fair rule gave later tasks larger budgets.
-    assert learner.net.backbone.fc1.claimed.float().mean() < 0.95
+    assert learner.net.masked_layers()["fc1.weight"].claimed.float().mean() < 0.95
 
 
 class _TinyConv(nn.Module):
-    """A one-conv backbone, only to show post-pruning handles conv layers."""
+    """A one-conv backbone (a plain user module), to show post-pruning handles conv layers."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv = MaskedConv2d(1, 4, kernel_size=3, padding=1)
-        self.out_features = 4 * 4 * 4
+        self.conv = nn.Conv2d(1, 4, kernel_size=3, padding=1, bias=False)
 
-    def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
-        x = F.relu(self.conv(x.view(-1, 1, 8, 8), weights["conv"]))
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.relu(self.conv(x.view(-1, 1, 8, 8)))
         return F.max_pool2d(x, 2).flatten(1)
+
+
+def _tiny_conv_net() -> TSNNetwork:
+    return TSNNetwork(_TinyConv(), (64,), torch.Generator().manual_seed(0))
 
 
 def test_post_pruning_conv_layer_respects_threshold_and_shared_weights() -> None:
     torch.manual_seed(0)
-    net = TSNNetwork(_TinyConv())
+    net = _tiny_conv_net()
     net.add_head(2, torch.Generator().manual_seed(0))
-    conv = net.backbone.conv
+    conv = net.masked_layers()["conv.weight"]
     # An easy task: the class is the sign of the image mean, so the layer matters.
     x = torch.randn(400, 64)
     val = Split(x, (x.mean(1) > 0).long())
@@ -80,23 +81,23 @@ def test_post_pruning_conv_layer_respects_threshold_and_shared_weights() -> None
     earlier.view(-1)[::3] = True
     conv.consolidate(earlier, task_id=0)  # a third of the positions belong to an earlier task
     mask = torch.ones_like(earlier)
-    base = accuracy(net, 0, {"conv": mask}, val)
+    base = accuracy(net, 0, {"conv.weight": mask}, val)
     for threshold in (0.0, 5.0, 100.0):
-        pruned, report = post_prune(net, 0, {"conv": mask}, val, threshold=threshold)
+        pruned, report = post_prune(net, 0, {"conv.weight": mask}, val, threshold=threshold)
         assert accuracy(net, 0, pruned, val) >= base - threshold
-        assert torch.equal(pruned["conv"][earlier], mask[earlier])  # shared weights stay
-        assert not (pruned["conv"] & ~mask).any()
-        assert report.own_before["conv"] == int((~earlier).sum())
-    assert report.own_after["conv"] == 0  # with any drop allowed, all own weights go
+        assert torch.equal(pruned["conv.weight"][earlier], mask[earlier])  # shared weights stay
+        assert not (pruned["conv.weight"] & ~mask).any()
+        assert report.own_before["conv.weight"] == int((~earlier).sum())
+    assert report.own_after["conv.weight"] == 0  # with any drop allowed, all own weights go
 
 
 def test_accuracy_at_least_decides_as_accuracy_does_and_stops_early() -> None:
     torch.manual_seed(1)
-    net = TSNNetwork(_TinyConv())
+    net = _tiny_conv_net()
     net.add_head(2, torch.Generator().manual_seed(0))
     x = torch.randn(1237, 64)  # not a multiple of the batch size
     val = Split(x, (x.mean(1) > 0).long())
-    masks = {"conv": torch.ones_like(net.backbone.conv.owner, dtype=torch.bool)}
+    masks = {"conv.weight": torch.ones(4, 1, 3, 3, dtype=torch.bool)}
     acc = accuracy(net, 0, masks, val, batch_size=100)
     n = len(val)
     floors = [acc, acc - 1e-9, acc + 1e-9, 0.0, 100.0, 100.0 + 1e-9, -5.0]
@@ -121,8 +122,7 @@ def test_accuracy_at_least_decides_as_accuracy_does_and_stops_early() -> None:
     ("resnet18", {"nf": 4, "size": 16}), ("tinynet", {"size": 16, "channels": 8, "width": 32}),
 ])
 def test_trials_from_cached_stage_inputs_decide_as_the_full_forward(name: str, kwargs: dict):
-    torch.manual_seed(0)
-    net = TSNNetwork(build_backbone(name, **kwargs))
+    net = builtin_net(name, **kwargs)
     net.add_head(4, torch.Generator().manual_seed(0))
     masks = {k: torch.ones_like(m.owner, dtype=torch.bool) for k, m in net.masked_layers().items()}
     x = torch.randn(700, 3, 16, 16, generator=torch.Generator().manual_seed(1))
@@ -131,7 +131,7 @@ def test_trials_from_cached_stage_inputs_decide_as_the_full_forward(name: str, k
         y = net(x, 0, masks).argmax(1)
     val = Split(x, y)
     calls: list[int] = []
-    net.masked_layers()["conv1"].register_forward_hook(lambda *_: calls.append(1))
+    net.module_of(next(iter(masks))).register_forward_hook(lambda *_: calls.append(1))
     full, full_report = post_prune(net, 0, masks, val, threshold=10.0, cache_bytes=0)
     assert sum(full_report.own_after.values()) < sum(full_report.own_before.values())
     first_layer_runs = len(calls)

@@ -7,12 +7,11 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import builtin_learner, tiny_config
 from torch import Tensor
 
 from tinysubnets.config import PruneConfig, QuantizeConfig
 from tinysubnets.errors import ConfigError
-from tinysubnets.learner.learner import Learner
 from tinysubnets.scenarios import build_scenario
 
 
@@ -20,13 +19,12 @@ from tinysubnets.scenarios import build_scenario
 def test_quantizing_a_task_never_changes_another(prune: bool) -> None:
     cfg = tiny_config(epochs=2)
     quantize = QuantizeConfig(enabled=True, b_min=2, b_max=8, threshold=0.5)
-    learner = Learner(
-        "mlp", {}, cfg.train, cfg.seed, cfg.tasks, PruneConfig(enabled=prune), quantize
-    )
+    learner = builtin_learner(
+        dataclasses.replace(cfg, prune=PruneConfig(enabled=prune), quantize=quantize))
     scenario = build_scenario(cfg)
     probe = scenario.tasks[0].split("test").x[:200]
     seen: dict[int, Tensor] = {}
-    for task in scenario.tasks:
+    for t, task in enumerate(scenario.tasks):
         layers = learner.net.masked_layers()
         frozen_before = {n: (m.frozen.clone(), m.claimed.clone()) for n, m in layers.items()}
         learner.add_head(task.n_classes)
@@ -39,18 +37,18 @@ def test_quantizing_a_task_never_changes_another(prune: bool) -> None:
         for name, layer in layers.items():
             frozen, claimed = frozen_before[name]
             assert torch.equal(layer.frozen[claimed], frozen[claimed]), name
-            own = layer.owner == task.task_id
+            own = layer.owner == t
             if own.any():
                 assert layer.frozen[own].unique().numel() <= 2 ** report.bits[name]
                 assert _float16(layer.frozen[own])  # centroids as the file stores them
-        head = learner.net.heads[task.task_id]
+        head = learner.net.heads[t]
         head_values = torch.cat([head.weight.ravel(), head.bias.ravel()])
         assert head_values.unique().numel() <= 2 ** report.bits["head"]
         assert _float16(head_values)
         # Fine-tuning the centroids keeps the best validation epoch (it never loses there).
         assert report.finetune is not None
         assert report.finetune["val_acc_after"] >= report.finetune["val_acc_before"]
-        seen[task.task_id] = learner.logits(probe, task.task_id)
+        seen[t] = learner.logits(probe, t)
         for j, logits in seen.items():
             assert torch.equal(learner.logits(probe, j), logits)
 
@@ -62,11 +60,12 @@ def _float16(values: Tensor) -> bool:
 def test_float32_codebooks_are_not_rounded() -> None:
     cfg = tiny_config(epochs=1)
     quantize = QuantizeConfig(b_min=4, b_max=4, codebook_bits=32, finetune_epochs=1)
-    learner = Learner("mlp", {}, cfg.train, cfg.seed, 1, PruneConfig(enabled=False), quantize)
+    learner = builtin_learner(dataclasses.replace(
+        cfg, tasks=1, prune=PruneConfig(enabled=False), quantize=quantize))
     task = build_scenario(cfg).tasks[0]
     learner.add_head(task.n_classes)
     learner.learn(task, task.split("train"), task.split("val"), progress=False)
-    fc1 = learner.net.backbone.fc1
+    fc1 = learner.net.masked_layers()["fc1.weight"]
     own = fc1.frozen[fc1.owner == 0]
     assert own.unique().numel() <= 16 and not _float16(own)
 

@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import builtin_learner, tiny_config
 
 from tinysubnets.config import SimilarityConfig
-from tinysubnets.learner.learner import Learner
 from tinysubnets.learner.similarity import FeatureStats, gaussian_kl
 from tinysubnets.scenarios import build_scenario
 
@@ -47,14 +47,13 @@ def test_sample_estimate_matches_the_closed_form() -> None:
 def test_learner_records_divergences_and_stays_forget_free(act: bool) -> None:
     cfg = tiny_config(epochs=2)
     sim = SimilarityConfig(share_from_nearest=act, adapt_capacity=act, near=0.0, far=0.0)
-    learner = Learner("mlp", {}, cfg.train, cfg.seed, cfg.tasks, cfg.prune, cfg.quantize, sim)
+    learner = builtin_learner(dataclasses.replace(cfg, similarity=sim))
     scenario = build_scenario(cfg)
     probe = scenario.tasks[0].split("test").x[:100]
     seen = {}
-    for task in scenario.tasks:
+    for t, task in enumerate(scenario.tasks):
         learner.add_head(task.n_classes)
         record = learner.learn(task, task.split("train"), task.split("val"), progress=False)
-        t = task.task_id
         if t == 0:
             assert record.divergence is None
         else:
@@ -66,7 +65,7 @@ def test_learner_records_divergences_and_stays_forget_free(act: bool) -> None:
             assert torch.equal(learner.logits(probe, j), logits)
     assert len(learner.feature_stats) == 3
     # the statistics survive a checkpoint
-    other = Learner("mlp", {}, cfg.train, cfg.seed, cfg.tasks, cfg.prune, cfg.quantize, sim)
+    other = builtin_learner(dataclasses.replace(cfg, similarity=sim))
     other.load_state_dict(learner.state_dict())
     assert all(torch.equal(a.mean, b.mean) for a, b in zip(
         other.feature_stats, learner.feature_stats, strict=True))

@@ -277,9 +277,9 @@ def _eval(args: argparse.Namespace, console: Console) -> int:
     table.add_column("task", justify="right")
     table.add_column("accuracy %", justify="right")
     accs = []
-    for task in scenario.tasks:
-        accs.append(model.evaluate(task.task_id, task.split("test")))
-        table.add_row(str(task.task_id), f"{accs[-1]:.2f}")
+    for t, task in enumerate(scenario.tasks):
+        accs.append(model.evaluate(t, task.split("test")))
+        table.add_row(str(t), f"{accs[-1]:.2f}")
     console.print(table)
     acc = sum(accs) / len(accs)
     console.print(f"ACC {acc:.2f} over {len(accs)} tasks; data: {scenario.source}")

@@ -22,6 +22,13 @@ CLAIM_RULES = ("fair", "scores")
 SCHEDULES = ("cosine", "plateau", "none")
 
 
+def _per_layer(table: dict[str, float], param: str, default: float | None) -> float | None:
+    """A parameter's entry in a per-layer table: its own name first, then its layer's."""
+    if param in table:
+        return table[param]
+    return table.get(param.rsplit(".", 1)[0], default) if "." in param else default
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How one task is learned: optimisation and the mask's budget."""
@@ -42,13 +49,14 @@ class TrainConfig:
     # a layer not named may reuse up to its keep ratio. 0 keeps a layer's masks disjoint.
     layer_share_ratio: dict[str, float] = field(default_factory=dict)
 
-    def keep_ratio_of(self, layer: str) -> float:
-        """Keep ratio of one layer: its own entry in ``layer_keep_ratio``, else ``keep_ratio``."""
-        return self.layer_keep_ratio.get(layer, self.keep_ratio)
+    def keep_ratio_of(self, param: str) -> float:
+        """Keep ratio of one masked parameter ("fc1.weight"): the entry of its own name or of
+        its layer ("fc1") in ``layer_keep_ratio``, else ``keep_ratio``."""
+        return _per_layer(self.layer_keep_ratio, param, self.keep_ratio)
 
-    def share_ratio_of(self, layer: str) -> float | None:
-        """Cap on the frozen weights a mask of ``layer`` reuses (None: only the keep ratio)."""
-        return self.layer_share_ratio.get(layer)
+    def share_ratio_of(self, param: str) -> float | None:
+        """Cap on the frozen weights a mask of ``param`` reuses (None: only the keep ratio)."""
+        return _per_layer(self.layer_share_ratio, param, None)
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""

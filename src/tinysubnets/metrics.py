@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tinysubnets.nn.backbones import COPY_PREFIX, TSNNetwork
+from tinysubnets.nn.network import COPY_PREFIX, TSNNetwork
 
 
 def average_accuracy(R: Sequence[Sequence[float]]) -> float:

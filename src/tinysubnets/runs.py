@@ -13,25 +13,29 @@ Run folder layout:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
+from torch import nn
 from tqdm.auto import tqdm
 
 from tinysubnets import metrics
 from tinysubnets.artifact.reader import parse
 from tinysubnets.artifact.writer import MODEL_FILE, model_bytes
 from tinysubnets.atomic import save_torch, write_bytes, write_json, write_text
-from tinysubnets.config import RunConfig, config_from_dict
-from tinysubnets.device import resolve_device
-from tinysubnets.errors import ConfigError
+from tinysubnets.config import RunConfig, config_from_dict, preset
+from tinysubnets.errors import ConfigError, ShapeError
 from tinysubnets.learner.learner import Learner
+from tinysubnets.nn.backbones import build_backbone
 from tinysubnets.scenarios import Scenario, backbone_of, build_scenario, image_size_of
+from tinysubnets.tasks import Task
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT = "checkpoint.pt"
@@ -95,20 +99,82 @@ def accuracy_matrix_csv(R: list[list[float]]) -> str:
     return out.getvalue()
 
 
-def new_learner(cfg: RunConfig) -> Learner:
-    """The learner a run of ``cfg`` starts from: its scenario's backbone, untrained."""
+USER_SCENARIO = "custom"  # the scenario name of a run over the user's own tasks
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a run learns: its tasks, and how to make the untrained learner (its backbone)."""
+
+    scenario: Scenario
+    backbone: nn.Module
+    spec: dict[str, Any] | None  # a built-in backbone's name and arguments
+
+    def new_learner(self, cfg: RunConfig) -> Learner:
+        """The learner a run of ``cfg`` starts from, untrained (also for the FWT baseline)."""
+        return Learner(self.backbone, cfg, self.scenario.input_shape, self.spec)
+
+
+def as_config(cfg: RunConfig | dict[str, Any] | None, user_tasks: bool) -> RunConfig:
+    """A RunConfig from a RunConfig, a nested mapping of settings (the keys of config.yaml),
+    or None (the defaults). A mapping for a built-in scenario starts from its preset."""
+    if isinstance(cfg, RunConfig):
+        return cfg
+    if cfg is None:
+        cfg = {}
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"cfg must be a RunConfig, a mapping of settings or None, got "
+                          f"{type(cfg).__name__}")
+    if user_tasks:
+        return config_from_dict(cfg)
+    return config_from_dict(cfg, preset(str(cfg.get("scenario", RunConfig().scenario))))
+
+
+def user_scenario(tasks: Sequence[Task]) -> Scenario:
+    """The user's tasks as a scenario, checked: Task objects, one input shape for all."""
+    tasks = tuple(tasks)
+    if not tasks:
+        raise ConfigError("tasks is empty: give at least one Task")
+    shape: tuple[int, ...] | None = None
+    for t, task in enumerate(tasks):
+        if not isinstance(task, Task):
+            raise ConfigError(f"task {t} is a {type(task).__name__}, not a tinysubnets Task "
+                              "(make one with Task.from_tensors or Task.from_datasets)")
+        task_shape = tuple(task.split("train").x.shape[1:])
+        if shape is not None and task_shape != shape:
+            raise ShapeError(f"task {t} ({task.name!r}) has inputs of shape {list(task_shape)},"
+                             f" task 0 has {list(shape)}: one backbone takes one input shape")
+        shape = task_shape
+    return Scenario(USER_SCENARIO, tasks, shape or (), "user tasks (Python API)")
+
+
+def setup(cfg: RunConfig, tasks: Sequence[Task] | None, backbone: nn.Module | None) -> Setup:
+    """The tasks and backbone of a run: the user's, or the built-in scenario's."""
+    if tasks is not None:
+        if backbone is None:
+            raise ConfigError("tasks= needs backbone=: the module that maps the tasks' inputs "
+                              "to feature vectors")
+        return Setup(user_scenario(tasks), backbone, None)
+    if cfg.scenario == USER_SCENARIO:
+        raise ConfigError("this run was made with the user's own tasks: pass them again, "
+                          "run(cfg, out, tasks=..., backbone=..., resume=True)")
+    scenario = build_scenario(cfg)
+    if backbone is not None:
+        return Setup(scenario, backbone, None)
     name, kwargs = backbone_of(cfg)
-    return Learner(name, kwargs, cfg.train, cfg.seed, cfg.tasks, cfg.prune, cfg.quantize,
-                   cfg.similarity, resolve_device(cfg.device), cfg.replay)
+    with torch.random.fork_rng(devices=[]):  # the built-in's initial values: from the seed
+        torch.manual_seed(cfg.seed)
+        module = build_backbone(name, **kwargs)
+    return Setup(scenario, module, {"name": name, "kwargs": kwargs})
 
 
-def _random_init_baseline(cfg: RunConfig, scenario: Scenario) -> list[float]:
+def _random_init_baseline(cfg: RunConfig, run_setup: Setup) -> list[float]:
     """b_j of GEM's FWT: task j's test accuracy with the untrained network and task j's head."""
-    fresh = new_learner(cfg)
+    fresh = run_setup.new_learner(cfg)
     accs = []
-    for task in scenario.tasks:
+    for t, task in enumerate(run_setup.scenario.tasks):
         fresh.add_head(task.n_classes)
-        accs.append(fresh.probe(task.task_id, task.split("test")))
+        accs.append(fresh.probe(t, task.split("test")))
     return accs
 
 
@@ -173,6 +239,8 @@ def scenario_info(cfg: RunConfig, scenario: Scenario) -> dict[str, Any]:
         "name": cfg.scenario, "seed": cfg.seed, "tasks": cfg.tasks,
         "val_fraction": cfg.val_fraction, "datasets": cfg.datasets, "data": scenario.source,
     }
+    if cfg.scenario == USER_SCENARIO:
+        return info
     size = image_size_of(cfg)
     if size:  # only where the scenario takes one: other files stay as they were
         info["image_size"] = size
@@ -180,17 +248,27 @@ def scenario_info(cfg: RunConfig, scenario: Scenario) -> dict[str, Any]:
 
 
 def run(
-    cfg: RunConfig,
-    out: Path | None = None,
+    cfg: RunConfig | dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    *,
+    tasks: Sequence[Task] | None = None,
+    backbone: nn.Module | None = None,
     resume: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
 ) -> tuple[RunResult, Learner]:
-    """Learn ``cfg.tasks`` tasks in order; with ``out``, keep a resumable run folder there.
+    """Learn a sequence of tasks in order; with ``out``, keep a resumable run folder there.
 
-    ``resume`` continues from the last finished task in ``out``; ``stop_after`` ends the run
-    after that many tasks are finished (to split a long run, or to test resuming).
+    ``cfg`` is a RunConfig, a nested mapping of settings (the keys of ``config.yaml``) or
+    None. ``tasks`` (a sequence of `Task`) and ``backbone`` (a module mapping inputs to
+    feature vectors) run the user's own sequence; without them, ``cfg.scenario`` is built with
+    its backbone. ``resume`` continues from the last finished task in ``out``;
+    ``stop_after`` ends the run after that many tasks are finished.
     """
+    cfg = as_config(cfg, tasks is not None)
+    if tasks is not None:
+        tasks = list(tasks)
+        cfg = dataclasses.replace(cfg, scenario=USER_SCENARIO, tasks=max(1, len(tasks)))
     cfg.validate()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -201,15 +279,17 @@ def run(
                 f"{out} already holds a run; pass --resume {out} to continue it, or another --out"
             )
     state = _load_checkpoint(out, cfg) if resume and out is not None else None
-    scenario = build_scenario(cfg)
-    learner = new_learner(cfg)
+    run_setup = setup(cfg, tasks, backbone)
+    scenario = run_setup.scenario
+    learner = run_setup.new_learner(cfg)
     result = RunResult(config=cfg.to_dict(), source=scenario.source)
     if state is not None:
         learner.load_state_dict(state["learner"])
+        _check_same_tasks(out, learner, scenario)
         for key in ("R", "before", "baseline", "tasks", "model"):
             setattr(result, key, state["history"].get(key, getattr(result, key)))
     else:
-        result.baseline = _random_init_baseline(cfg, scenario)
+        result.baseline = _random_init_baseline(cfg, run_setup)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
@@ -220,8 +300,7 @@ def run(
         scenario.tasks[learner.num_tasks : last], desc="tasks", unit="task",
         initial=learner.num_tasks, total=last, disable=None if progress else True,
     )
-    for task in bar:
-        t = task.task_id
+    for t, task in enumerate(bar, start=learner.num_tasks):
         start = time.perf_counter()
         learner.add_head(task.n_classes)
         test = task.split("test")
@@ -248,6 +327,18 @@ def run(
         if out is not None:
             _save(out, cfg, learner, result)
     return result, learner
+
+
+def _check_same_tasks(out: Path, learner: Learner, scenario: Scenario) -> None:
+    """A resumed run must see the tasks it finished again: same names and labels."""
+    for t, info in enumerate(learner.task_info):
+        task = scenario.tasks[t] if t < len(scenario) else None
+        if task is None or (task.name, list(task.labels)) != (info["name"], info["labels"]):
+            given = "no task" if task is None else f"{task.name!r} with labels {list(task.labels)}"
+            raise ConfigError(
+                f"cannot resume {out}: its task {t} was {info['name']!r} with labels "
+                f"{info['labels']}, now {given}"[:400]
+            )
 
 
 def _save(out: Path, cfg: RunConfig, learner: Learner, result: RunResult) -> None:

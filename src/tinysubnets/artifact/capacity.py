@@ -16,7 +16,7 @@ from typing import Any
 
 from tinysubnets.artifact.container import Section
 
-PARTS = ("weights", "codebooks", "masks", "heads", "norms")  # listed always, 0 when absent
+PARTS = ("weights", "codebooks", "masks", "heads", "norms", "tasks")  # listed always, 0 when absent
 
 
 @dataclass

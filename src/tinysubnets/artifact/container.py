@@ -26,10 +26,12 @@ from typing import Any
 from tinysubnets.errors import DataError
 
 MAGIC = b"TSNMODEL"
-# 2: codebooks may be float16 (2 bytes a centroid). Version 1 files (float32 codebooks only)
-# are read as they are: they are version 2 files that happen to hold no float16 codebook.
-FORMAT_VERSION = 2
-READS = (1, 2)
+# 2: codebooks may be float16 (2 bytes a centroid).
+# 3: any backbone (masked parameters named by their path, "fc1.weight"; norm tensors listed),
+#    the input shape, and per task a section of its name, labels and preprocessing. Files of
+#    versions 1-2 name the layers of the backbones before the redesign, and are not read.
+FORMAT_VERSION = 3
+READS = (3,)
 _PREFIX = struct.Struct("<8sHI")
 CHECKSUM_BYTES = 32
 MIN_SIZE = _PREFIX.size + 2 + CHECKSUM_BYTES  # the smallest header is "{}"
@@ -73,8 +75,10 @@ def unpack(data: bytes, source: str) -> tuple[dict[str, Any], list[bytes]]:
     _, version, header_size = _PREFIX.unpack_from(data)
     if version not in READS:
         raise DataError(
-            f"{source}: unknown format version {version}; this tinysubnets reads versions "
+            f"{source}: format version {version}; this tinysubnets reads version(s) "
             f"{', '.join(map(str, READS))}"
+            + (" (versions 1-2 were written before tinysubnets took any backbone: retrain, or "
+               "read it with tinysubnets 0.1)" if version in (1, 2) else "")
         )
     if _PREFIX.size + header_size + CHECKSUM_BYTES > len(data):
         raise DataError(

@@ -5,8 +5,10 @@ Sections, in file order:
 - ``weights/<t>/<layer>/codebook`` and ``.../codes``: task t's own values O_t in the layer
   (`value_coding`), in flat position order;
 - ``heads/<t>/codebook`` and ``heads/<t>/values``: task t's head, weight then bias;
-- ``norms/<t>`` (backbones with BatchNorm): task t's norms in the backbone's order, each as
-  float32 weight, bias, running mean, running variance;
+- ``norms/<t>`` (backbones with norm layers): task t's norm tensors, the header's ``norms``
+  list (name, shape) in order, each as little-endian float32;
+- ``tasks/<t>``: task t's name, labels (the user's values, in class-index order) and input
+  preprocessing, as UTF-8 JSON (part ``tasks``: what a prediction needs besides the weights);
 - ``replay/<t>`` (runs with a replay memory): task t's kept samples, their inputs as
   little-endian float32 (count × input shape) then their labels as little-endian uint16. The
   header's ``replay`` entry says so: ``{"x": "<f4", "y": "<u2", "tasks": [{"count": m,
@@ -23,8 +25,8 @@ from math import prod
 import numpy as np
 import torch
 
-from tinysubnets.nn.backbones import HEAD
-from tinysubnets.scenarios.base import Split
+from tinysubnets.nn.network import HEAD, TSNNetwork
+from tinysubnets.tasks import Split
 
 SectionKey = tuple[str, str, int | None, str | None]  # name, part, task, layer
 
@@ -46,7 +48,7 @@ def block_names(task: int, block: str) -> tuple[str, str]:
     return f"weights/{task}/{block}/codebook", f"weights/{task}/{block}/codes"
 
 
-NORM_STATE = ("weight", "bias", "running_mean", "running_var")  # per BatchNorm, in this order
+TASK_INFO = "tasks"  # the part and the sections' prefix of each task's name, labels, preprocess
 
 
 REPLAY = "replay"  # the part, the sections' prefix and the header's entry
@@ -87,8 +89,13 @@ def expected_sections(
         table += [(codebook, "heads", t, None), (values, "heads", t, None)]
     if norms:
         table += [(f"norms/{t}", "norms", t, None) for t in range(n_tasks)]
+    table += [(f"{TASK_INFO}/{t}", TASK_INFO, t, None) for t in range(n_tasks)]
     if replay:
         table += [(f"{REPLAY}/{t}", REPLAY, t, None) for t in range(n_tasks)]
     return table
 
 
+def stored_norms(net: TSNNetwork) -> list[str]:
+    """The names of the per-task norm tensors a file stores: the floating ones (affine
+    parameters, running statistics), not a batch counter, which evaluation does not read."""
+    return [name for name, v in net.norm_template().items() if v.is_floating_point()]

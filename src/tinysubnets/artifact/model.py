@@ -1,20 +1,22 @@
 """The model a `model.tsn` file holds: it predicts for every task, and trains nothing.
 
 It computes with exactly the code the learner evaluates with (`TSNNetwork.task_logits`), on the
-same float32 values, so its logits equal the trained model's bit for bit (DESIGN, invariant 1).
+same float32 values, so its logits equal the trained model's bit for bit (docs/design.md,
+invariant 1).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from tinysubnets.artifact.capacity import ModelCapacity
-from tinysubnets.learner.trainer import accuracy
-from tinysubnets.nn.backbones import TSNNetwork, check_task_id
-from tinysubnets.scenarios.base import Split
+from tinysubnets.nn.evaluate import accuracy
+from tinysubnets.nn.network import TSNNetwork, check_task_id
+from tinysubnets.tasks import Split
 
 
 class CompressedModel(nn.Module):
@@ -24,6 +26,7 @@ class CompressedModel(nn.Module):
     def __init__(
         self, net: TSNNetwork, masks: list[dict[str, Tensor]], header: dict[str, Any],
         capacity: ModelCapacity, replay: list[Split] | None = None,
+        task_info: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         self.net = net
@@ -31,6 +34,7 @@ class CompressedModel(nn.Module):
         self.header = header
         self.capacity = capacity
         self.replay_memory = list(replay or [])
+        self.task_info = list(task_info or [])
         self.requires_grad_(False)
 
     @property
@@ -51,7 +55,7 @@ class CompressedModel(nn.Module):
         and int64 labels; no samples (count 0) when the file keeps no replay memory."""
         check_task_id(task_id, self.num_tasks)
         if not self.replay_memory:
-            shape = tuple(self.net.backbone.input_shape)
+            shape = self.net.input_shape
             return torch.zeros(0, *shape), torch.zeros(0, dtype=torch.int64)
         memory = self.replay_memory[task_id]
         return memory.x, memory.y
@@ -60,9 +64,20 @@ class CompressedModel(nn.Module):
         """Logits of task ``task_id`` on a batch ``x`` (moved to the model's device)."""
         return self.net.task_logits(x.to(self.device), task_id, self.masks)
 
-    def predict(self, x: Tensor, task_id: int) -> Tensor:
-        """Predicted class (index within the task) for each input."""
+    def labels(self, task_id: int) -> list[Any]:
+        """Task ``task_id``'s labels, the user's values, in class-index order."""
+        check_task_id(task_id, self.num_tasks)
+        return list(self.task_info[task_id]["labels"])
+
+    def predict_index(self, x: Tensor, task_id: int) -> Tensor:
+        """Predicted class index (0..k-1 within the task) for each input."""
         return self.logits(x, task_id).argmax(dim=1)
+
+    def predict(self, x: Tensor, task_id: int) -> np.ndarray:
+        """Predicted label for each input, as the user's own label values (a numpy array:
+        int64 for integer labels, str for strings)."""
+        index = self.predict_index(x, task_id).cpu().numpy()
+        return np.asarray(self.labels(task_id))[index]
 
     def forward(self, x: Tensor, task_id: int) -> Tensor:  # noqa: D102
         return self.logits(x, task_id)

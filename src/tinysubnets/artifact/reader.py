@@ -7,6 +7,7 @@ is decoded with its own checks. Any failure is one DataError naming the file and
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from math import prod
 from pathlib import Path
@@ -14,32 +15,35 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from tinysubnets.artifact.capacity import ModelCapacity, measure
 from tinysubnets.artifact.container import Section, is_int, overhead_bytes, unpack
 from tinysubnets.artifact.layout import (
-    NORM_STATE,
     REPLAY,
     REPLAY_X,
     REPLAY_Y,
+    TASK_INFO,
     block_names,
     decode_replay,
     expected_sections,
     owners_from_masks,
     replay_size,
+    stored_norms,
 )
 from tinysubnets.artifact.model import CompressedModel
 from tinysubnets.compression.mask_coding import decode_masks
 from tinysubnets.compression.value_coding import ValueBlock, check_block, decode_values
 from tinysubnets.errors import DataError, TSNError
-from tinysubnets.nn.backbones import (
-    BACKBONES,
+from tinysubnets.nn.backbones import BACKBONES, build_backbone
+from tinysubnets.nn.network import (
+    COPY_PREFIX,
     HEAD,
     TSNNetwork,
-    build_backbone,
+    base_layer_name,
     set_head_values,
 )
-from tinysubnets.scenarios.base import Split
+from tinysubnets.tasks import Split
 
 MAX_BACKBONE_WEIGHTS = 1 << 30  # a forged header must not make us allocate without bound
 
@@ -54,52 +58,60 @@ class ParsedModel:
     layers: dict[str, tuple[int, ...]]
     capacity: ModelCapacity
     replay: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)  # count, shape
+    norms: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 def _label(t: int, block: str) -> str:
     return f"task {t}, head" if block == HEAD else f"task {t}, layer {block}"
 
 
-def _meta_backbone(source: str, spec: object) -> torch.nn.Module:
-    """The backbone the header names, built on the meta device (no memory, no randomness)."""
-    if not (isinstance(spec, dict) and isinstance(spec.get("kwargs"), dict)):
-        raise DataError(f"{source}: the header has no backbone spec")
-    name = spec.get("name")
-    if name not in BACKBONES:
-        raise DataError(
-            f"{source}: unknown backbone {name!r}; this tinysubnets knows "
-            f"{', '.join(sorted(BACKBONES))}"
-        )
-    try:
-        with torch.device("meta"):
-            return build_backbone(name, **spec["kwargs"])
-    except (TypeError, ValueError, RuntimeError, TSNError) as e:
-        raise DataError(
-            f"{source}: backbone {name!r} cannot be built from {spec['kwargs']} ({e})"
-        ) from None
+def _shapes(source: str, header: dict[str, Any], key: str) -> dict[str, tuple[int, ...]]:
+    """The header's list of [name, shape] pairs (``layers`` or ``norms``) as a mapping."""
+    entries = header.get(key)
+    ok = isinstance(entries, list) and all(
+        isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) and isinstance(e[1], list)
+        and all(is_int(d, 1) for d in e[1]) for e in entries)
+    shapes = {e[0]: tuple(e[1]) for e in entries} if ok else {}
+    if not ok or len(shapes) != len(entries):
+        raise DataError(f"{source}: the header's {key} list is malformed")
+    return shapes
+
+
+def _check_backbone_spec(source: str, spec: object) -> None:
+    builtin = isinstance(spec, dict) and isinstance(spec.get("kwargs"), dict) and (
+        spec.get("name") in BACKBONES)
+    user = isinstance(spec, dict) and isinstance(spec.get("module"), str)
+    if not (builtin or user):
+        raise DataError(f"{source}: the header's backbone {spec!r} is neither a built-in "
+                        f"({', '.join(sorted(BACKBONES))}) nor a named module")
 
 
 def parse(data: bytes, source: str) -> ParsedModel:
-    """Check a model file's container and header against the layout; measure its capacity."""
+    """Check a model file's container and header against the layout; measure its capacity.
+
+    Nothing here needs the backbone module: `decode` checks it against what this records.
+    """
     header, chunks = unpack(data, source)
-    backbone = _meta_backbone(source, header.get("backbone"))
-    net = TSNNetwork(backbone)
-    n_weights = sum(m.frozen.numel() for m in net.masked_layers().values())  # capacity's 100 %
+    _check_backbone_spec(source, header.get("backbone"))
+    shape = header.get("input_shape")
+    if not (isinstance(shape, list) and shape and all(is_int(d, 1) for d in shape)):
+        raise DataError(f"{source}: the header's input shape {shape!r} is malformed")
+    layers = _shapes(source, header, "layers")
+    norms = _shapes(source, header, "norms")
+    base = [n for n in layers if base_layer_name(n) == n]
     copies = header.get("copies", 0)
-    if not is_int(copies) or (copies + 1) * n_weights > MAX_BACKBONE_WEIGHTS:
-        raise DataError(
-            f"{source}: a backbone of {n_weights} weights with {copies!r} copies is beyond the "
-            "reader's limit or malformed"
-        )
-    _add_copies(net, copies)
-    built = {n: tuple(m.frozen.shape) for n, m in net.masked_layers().items()}
-    layers = header.get("layers")
-    if not isinstance(layers, list) or [
-        (n, tuple(s)) if isinstance(s, list) else None for n, s in _pairs(layers)
-    ] != list(built.items()):
-        raise DataError(f"{source}: the header's layers {layers!r} do not match the backbone")
-    if header.get("features") != backbone.out_features:
-        raise DataError(f"{source}: the header's feature size does not match the backbone")
+    expected_names = base + [f"{COPY_PREFIX}{c}.{n}" for c in range(1, copies + 1) for n in base
+                             ] if is_int(copies) else []
+    n_weights = sum(prod(layers[n]) for n in base)  # capacity's 100 %
+    if not base or list(layers) != expected_names or any(
+            layers[n] != layers[base_layer_name(n)] for n in layers):
+        raise DataError(f"{source}: the header's layers do not form a backbone and "
+                        f"{copies!r} copies of it")
+    if (copies + 1) * n_weights > MAX_BACKBONE_WEIGHTS:
+        raise DataError(f"{source}: a backbone of {n_weights} weights with {copies} copies is "
+                        "beyond the reader's limit")
+    if not is_int(header.get("features"), 1):
+        raise DataError(f"{source}: the header's feature size is malformed")
     tasks = header.get("tasks")
     if not isinstance(tasks, list):
         raise DataError(f"{source}: the header has no task list")
@@ -108,7 +120,7 @@ def parse(data: bytes, source: str) -> ParsedModel:
         if not (
             isinstance(blocks, dict)
             and is_int(task.get("classes"), 1)
-            and set(blocks) == {*built, HEAD}
+            and set(blocks) == {*layers, HEAD}
             and all(isinstance(b, list) and len(b) == 3 and all(is_int(v) for v in b)
                     for b in blocks.values())
             and is_int(task.get("copy", 0)) and task.get("copy", 0) <= copies
@@ -119,25 +131,25 @@ def parse(data: bytes, source: str) -> ParsedModel:
     if not isinstance(header.get("scenario", {}), dict):
         raise DataError(f"{source}: the header's scenario is not a mapping")
     replay = _replay_entries(source, header, len(tasks))
-    expected = expected_sections(list(built), len(tasks), bool(net.norm_specs), replay is not None)
+    expected = expected_sections(list(layers), len(tasks), bool(norms), replay is not None)
     if len(chunks) != len(expected):
         raise DataError(
-            f"{source}: {len(chunks)} sections for {len(built)} layers and {len(tasks)} tasks, "
+            f"{source}: {len(chunks)} sections for {len(layers)} layers and {len(tasks)} tasks, "
             f"expected {len(expected)}"
         )
     sections = [Section(name, part, chunk, task, layer)
                 for (name, part, task, layer), chunk in zip(expected, chunks, strict=True)]
     by_name = {s.name: s for s in sections}
-    for t, (count, shape) in enumerate(replay or []):
-        size, wanted = len(by_name[f"{REPLAY}/{t}"].data), replay_size(count, shape)
+    for t, (count, shape_t) in enumerate(replay or []):
+        size, wanted = len(by_name[f"{REPLAY}/{t}"].data), replay_size(count, shape_t)
         if size != wanted:
             raise DataError(
                 f"{source}: replay memory of task {t}: {size} bytes, expected {wanted} "
-                f"({count} samples of shape {list(shape)})"
+                f"({count} samples of shape {list(shape_t)})"
             )
     bits = [{name: b[0] for name, b in task["blocks"].items()} for task in tasks]
     capacity = measure(sections, len(data), overhead_bytes(data), n_weights, len(tasks), bits)
-    return ParsedModel(source, header, by_name, built, capacity, replay or [])
+    return ParsedModel(source, header, by_name, layers, capacity, replay or [], norms)
 
 
 def _replay_entries(
@@ -165,10 +177,6 @@ def _replay_entries(
     return out
 
 
-def _pairs(items: list) -> list[tuple[object, object]]:
-    return [tuple(x) if isinstance(x, list) and len(x) == 2 else (None, None) for x in items]
-
-
 def _block(parsed: ParsedModel, t: int, name: str, n: int) -> np.ndarray:
     bits, k, coding = parsed.header["tasks"][t]["blocks"][name]
     codebook, codes = block_names(t, name)
@@ -177,14 +185,61 @@ def _block(parsed: ParsedModel, t: int, name: str, n: int) -> np.ndarray:
     return decode_values(block, n, f"{parsed.source}: {_label(t, name)}")
 
 
-def decode(parsed: ParsedModel) -> CompressedModel:
-    """Decode masks, values and heads into a model (on the CPU)."""
+def _module(parsed: ParsedModel, backbone: nn.Module | None) -> nn.Module:
+    """The module to decode into: the one given, else the built-in the header names."""
+    spec = parsed.header["backbone"]
+    if backbone is not None:
+        return backbone
+    if "name" not in spec:
+        raise DataError(
+            f"{parsed.source}: the model was trained with a user backbone "
+            f"({spec['module']}): pass a fresh instance, load(path, backbone={spec['module']}())"
+        )
+    try:
+        with torch.random.fork_rng(devices=[]):  # its initial values are overwritten
+            return build_backbone(spec["name"], **spec["kwargs"])
+    except (TypeError, ValueError, RuntimeError, TSNError) as e:
+        raise DataError(f"{parsed.source}: backbone {spec['name']!r} cannot be built from "
+                        f"{spec['kwargs']} ({e})") from None
+
+
+def _network(parsed: ParsedModel, backbone: nn.Module | None) -> TSNNetwork:
+    """The network of the file's backbone, checked against the shapes the file records."""
+    source, header = parsed.source, parsed.header
+    module = _module(parsed, backbone)
+    try:
+        net = TSNNetwork(module, header["input_shape"], torch.Generator().manual_seed(0))
+    except TSNError as e:
+        raise DataError(f"{source}: the backbone {type(module).__name__} does not fit the "
+                        f"file: {e}") from None
+    built = {n: tuple(net.masked_layers()[n].owner.shape) for n in net.param_names}
+    stored = {n: s for n, s in parsed.layers.items() if base_layer_name(n) == n}
+    template = net.norm_template()
+    norms = {n: tuple(template[n].shape) for n in stored_norms(net)}
+    for kind, have, want in (("layer", built, stored), ("norm tensor", norms, parsed.norms)):
+        for name in dict.fromkeys([*want, *have]):
+            if have.get(name) != want.get(name):
+                a, b = want.get(name), have.get(name)
+                raise DataError(
+                    f"{source}: {kind} {name}: the file holds "
+                    f"{list(a) if a else 'none'}, the backbone {type(module).__name__} "
+                    f"{list(b) if b else 'none'}"
+                )
+    if net.out_features != header["features"]:
+        raise DataError(f"{source}: the backbone gives {net.out_features} features, the file's "
+                        f"heads take {header['features']}")
+    generator = torch.Generator().manual_seed(0)  # copies' values come from the file
+    for _ in range(header.get("copies", 0)):
+        net.add_copy(generator)
+    return net
+
+
+def decode(parsed: ParsedModel, backbone: nn.Module | None = None) -> CompressedModel:
+    """Decode masks, values, heads and norms into a model (on the CPU)."""
     source, header = parsed.source, parsed.header
     tasks = header["tasks"]
     T = len(tasks)
-    backbone = build_backbone_empty(header["backbone"])
-    net = TSNNetwork(backbone)
-    _add_copies(net, header.get("copies", 0))
+    net = _network(parsed, backbone)
     masks: list[dict[str, torch.Tensor]] = [{} for _ in range(T)]
     for name, layer in net.masked_layers().items():
         shape = parsed.layers[name]
@@ -206,15 +261,33 @@ def decode(parsed: ParsedModel) -> CompressedModel:
             layer.owner.copy_(torch.from_numpy(owner.astype(np.int16)).view(shape))
     generator = torch.Generator().manual_seed(0)  # heads are overwritten right away
     for t, task in enumerate(tasks):
-        n_weight = task["classes"] * backbone.out_features
+        n_weight = task["classes"] * net.out_features
         values = torch.from_numpy(_block(parsed, t, HEAD, n_weight + task["classes"]))
         set_head_values(net.add_head(task["classes"], generator), values)
         net.copy_of[t] = task.get("copy", 0)
-    for t in range(T if net.norm_specs else 0):
-        _load_norms(parsed, net, t)
+        if parsed.norms:
+            _load_norms(parsed, net, t)
     net.eval()
     replay = [_replay(parsed, t, count, shape) for t, (count, shape) in enumerate(parsed.replay)]
-    return CompressedModel(net, masks, header, parsed.capacity, replay)
+    info = [_task_info(parsed, t) for t in range(T)]
+    return CompressedModel(net, masks, header, parsed.capacity, replay, info)
+
+
+def _task_info(parsed: ParsedModel, t: int) -> dict[str, Any]:
+    """Task t's name, labels (one per class, distinct) and preprocessing."""
+    where = f"{parsed.source}: task {t}"
+    try:
+        info = json.loads(parsed.sections[f"{TASK_INFO}/{t}"].data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise DataError(f"{where}: its name and labels are not valid JSON") from None
+    labels = info.get("labels") if isinstance(info, dict) else None
+    classes = parsed.header["tasks"][t]["classes"]
+    if not (isinstance(labels, list) and len(labels) == classes
+            and all(isinstance(v, int | str | float | bool) for v in labels)
+            and len(set(map(repr, labels))) == classes
+            and isinstance(info.get("name"), str) and isinstance(info.get("preprocess"), dict)):
+        raise DataError(f"{where}: its name, labels or preprocessing are malformed")
+    return info
 
 
 def _replay(parsed: ParsedModel, t: int, count: int, shape: tuple[int, ...]) -> Split:
@@ -230,33 +303,16 @@ def _replay(parsed: ParsedModel, t: int, count: int, shape: tuple[int, ...]) -> 
 
 def _load_norms(parsed: ParsedModel, net: TSNNetwork, t: int) -> None:
     data = parsed.sections[f"norms/{t}"].data
-    sizes = [n for _, n in net.norm_specs.values()]
-    if len(data) != 4 * len(NORM_STATE) * sum(sizes):
-        raise DataError(
-            f"{parsed.source}: norms of task {t}: {len(data)} bytes, expected "
-            f"{4 * len(NORM_STATE) * sum(sizes)}"
-        )
+    sizes = {name: prod(shape) for name, shape in parsed.norms.items()}
+    if len(data) != 4 * sum(sizes.values()):
+        raise DataError(f"{parsed.source}: norms of task {t}: {len(data)} bytes, expected "
+                        f"{4 * sum(sizes.values())}")
     values = torch.from_numpy(np.frombuffer(data, "<f4").copy())
-    pos = 0
+    state, pos = net.norm_state(t), 0
     with torch.no_grad():
-        for name, n in zip(net.norm_specs, sizes, strict=True):
-            for key in NORM_STATE:
-                getattr(net.norms[t][name], key).copy_(values[pos : pos + n])
-                pos += n
-
-
-def _add_copies(net: TSNNetwork, copies: int) -> None:
-    """The header's backbone copies ("model duplicate"); their values come from the file."""
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(copies):
-        net.add_copy(generator)
-
-
-def build_backbone_empty(spec: dict[str, Any]) -> torch.nn.Module:
-    """The backbone with uninitialised storage: no random draws (the global RNG is untouched)."""
-    with torch.device("meta"):
-        backbone = build_backbone(spec["name"], **spec["kwargs"])
-    return backbone.to_empty(device="cpu")
+        for name, n in sizes.items():
+            state[name].copy_(values[pos : pos + n].view(parsed.norms[name]))
+            pos += n
 
 
 def read_bytes(path: Path) -> bytes:
@@ -269,11 +325,19 @@ def read_bytes(path: Path) -> bytes:
         raise DataError(f"{path}: cannot be read ({e.strerror})") from None
 
 
-def load(path: str | Path) -> CompressedModel:
-    """Load a model file written by `tsn run` (or `write_model`): it predicts for every task."""
-    return decode(parse(read_bytes(Path(path)), str(path)))
+def load(path: str | Path, backbone: nn.Module | None = None) -> CompressedModel:
+    """Load a model file written by `tsn run` (or `write_model`): it predicts for every task.
+
+    A built-in backbone needs nothing; a user's backbone takes a fresh instance of the same
+    module (checked against the shapes the file records; its values are not used).
+    """
+    return decode(parse(read_bytes(Path(path)), str(path)), backbone)
 
 
 def inspect(path: str | Path) -> ParsedModel:
-    """Header, sections and capacity of a model file, checked but not decoded."""
-    return parse(read_bytes(Path(path)), str(path))
+    """Header, sections and capacity of a model file, checked but not decoded (a built-in
+    backbone is also checked against the shapes the file records)."""
+    parsed = parse(read_bytes(Path(path)), str(path))
+    if "name" in parsed.header["backbone"]:
+        _network(parsed, None)
+    return parsed

@@ -1,13 +1,16 @@
 """Write a learner's finished tasks as one compressed model file (`model.tsn`).
 
-The sections are listed in `layout`. The header records the backbone spec, the layer shapes,
-per task its classes and each block's bit-width, codebook size and code layout, the
+The sections are listed in `layout`. The header records the backbone (a built-in's name and
+arguments, or a user module's class name), the input shape, the masked parameters' and the norm
+tensors' shapes, per task its classes and each block's bit-width, codebook size and code
+layout, the
 scenario (so that `tsn eval` can rebuild the test data) and, with a replay memory, each task's
 sample count and input shape.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +20,21 @@ from tinysubnets import __version__
 from tinysubnets.artifact.capacity import ModelCapacity
 from tinysubnets.artifact.container import Section, pack
 from tinysubnets.artifact.layout import (
-    NORM_STATE,
     REPLAY,
     REPLAY_X,
     REPLAY_Y,
+    TASK_INFO,
     block_names,
     encode_replay,
     expected_sections,
     owners_from_masks,
+    stored_norms,
 )
 from tinysubnets.atomic import write_bytes
 from tinysubnets.compression.mask_coding import BlockCache, encode_masks
 from tinysubnets.compression.value_coding import ValueBlock, encode_values
 from tinysubnets.learner.learner import Learner
-from tinysubnets.nn.backbones import HEAD, head_values
+from tinysubnets.nn.network import HEAD, head_values
 
 MODEL_FILE = "model.tsn"
 
@@ -75,12 +79,15 @@ def model_bytes(
     for (t, name), block in blocks.items():
         codebook, codes = block_names(t, name)
         payload[codebook], payload[codes] = block.codebook, block.codes
-    for t in range(T if net.norm_specs else 0):
-        norms = net.norms[t]
+    norm_names = stored_norms(net)
+    for t in range(T if norm_names else 0):
+        state = net.norm_state(t)
         payload[f"norms/{t}"] = b"".join(
-            getattr(norms[name], key).detach().cpu().numpy().astype("<f4").tobytes()
-            for name in net.norm_specs for key in NORM_STATE
+            state[name].detach().cpu().numpy().astype("<f4").tobytes() for name in norm_names
         )
+    for t in range(T):
+        payload[f"{TASK_INFO}/{t}"] = json.dumps(
+            learner.task_info[t], separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     replay = learner.replay[:T]
     if replay and len(replay) != T:
         raise RuntimeError(f"replay memories of {len(replay)} of {T} tasks (a learner bug)")
@@ -89,18 +96,20 @@ def model_bytes(
     sections += [
         Section(entry, part, payload[entry], task, layer)
         for entry, part, task, layer in expected_sections(
-            list(layers), T, bool(net.norm_specs), bool(replay))[len(layers):]
+            list(layers), T, bool(norm_names), bool(replay))[len(layers):]
     ]
     header = {
         "library": f"tinysubnets {__version__}",
-        "backbone": {"name": learner.backbone_name, "kwargs": learner.backbone_kwargs},
+        "backbone": learner.backbone_spec,
+        "input_shape": list(net.input_shape),
         "layers": [[name, list(layer.frozen.shape)] for name, layer in layers.items()],
-        "features": net.backbone.out_features,
+        "norms": [[name, list(net.norm_template()[name].shape)] for name in norm_names],
+        "features": net.out_features,
         "tasks": tasks,
         "scenario": scenario or {},
     }
-    if net.copies:  # a file without backbone copies has no entry, and reads as it always did
-        header["copies"] = len(net.copies)
+    if net.n_copies:  # a file without backbone copies has no entry
+        header["copies"] = net.n_copies
         for t, task in enumerate(tasks):
             task["copy"] = net.copy_of[t]
     if replay:  # a file without replay has no entry, and reads as it always did

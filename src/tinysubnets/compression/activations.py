@@ -21,9 +21,9 @@ import torch
 from torch import Tensor, nn
 
 from tinysubnets.errors import ConfigError, DataError
-from tinysubnets.learner.trainer import accuracy
-from tinysubnets.nn.backbones import HEAD, TSNNetwork, check_task_id
-from tinysubnets.scenarios.base import Split, iterate_batches
+from tinysubnets.nn.evaluate import accuracy
+from tinysubnets.nn.network import HEAD, TSNNetwork, check_task_id
+from tinysubnets.tasks import Split, iterate_batches
 
 if TYPE_CHECKING:  # the artifact package imports compression: no import cycle at run time
     from tinysubnets.artifact.model import CompressedModel
@@ -62,8 +62,11 @@ def fake_quantize(x: Tensor, lo: float, hi: float, bits: int) -> Tensor:
 
 
 def quantized_modules(net: TSNNetwork, task_id: int) -> dict[str, nn.Module]:
-    """The modules whose inputs are quantized, by name: every masked layer, the task's head."""
-    return {**net.masked_layers(), HEAD: net.heads[task_id]}
+    """The modules whose inputs are quantized, by name: every layer with masked parameters
+    (its path in the backbone), the task's head."""
+    layers = {name.rsplit(".", 1)[0] if "." in name else "": net.module_of(name)
+              for name in net.param_names}
+    return {**layers, HEAD: net.heads[task_id]}
 
 
 @contextmanager

@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tinysubnets.compression.quantize import Block, round_codebook
-from tinysubnets.learner.trainer import accuracy
-from tinysubnets.nn.backbones import HEAD, TSNNetwork, head_values
-from tinysubnets.scenarios.base import Split, iterate_batches
+from tinysubnets.nn.evaluate import accuracy
+from tinysubnets.nn.network import HEAD, TSNNetwork, head_values
+from tinysubnets.tasks import Split, iterate_batches
 
 
 @dataclass

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from tinysubnets.learner.trainer import accuracy, predicts_at_least
-from tinysubnets.nn.backbones import TSNNetwork
-from tinysubnets.nn.stages import run_stages
-from tinysubnets.scenarios.base import Split, iterate_batches
+from tinysubnets.nn.evaluate import accuracy, predicts_at_least
+from tinysubnets.nn.network import TSNNetwork
+from tinysubnets.tasks import Split, iterate_batches
 
 
 @dataclass
@@ -104,10 +103,8 @@ class _StagedVal:
 
     def __init__(self, net: TSNNetwork, task_id: int, val: Split, cache_bytes: int) -> None:
         self.net, self.task_id, self.cache_bytes = net, task_id, cache_bytes
-        self.stages = net.task_stages(task_id)
-        self.norms, self.head = net.task_norms(task_id), net.heads[task_id]
-        where = {local: i for i, stage in enumerate(self.stages) for local in stage.layers}
-        self.stage_of = {full: where[local] for full, (local, _) in
+        self.head = net.heads[task_id]
+        self.stage_of = {full: net.stage_of(local) for full, (local, _) in
                          net.task_layers(task_id).items()}
         self.start, self.inputs = 0, val
 
@@ -118,11 +115,10 @@ class _StagedVal:
         if target <= self.start or not len(self.inputs):
             return
         weights = self.net.task_weights(self.task_id, masks)
-        ahead = self.stages[:target]
         out: Tensor | None = None
         n, done = len(self.inputs), 0
         for x, _ in iterate_batches(self.inputs, BATCH):
-            h = run_stages(ahead, x, weights, self.norms, self.start)
+            h = self.net.features(x, self.task_id, weights, self.start, target)
             if out is None:
                 if n * h[0].numel() * h.element_size() > self.cache_bytes:
                     return
@@ -137,6 +133,6 @@ class _StagedVal:
         weights = self.net.task_weights(self.task_id, masks)
 
         def predict(h: Tensor) -> Tensor:
-            return self.head(run_stages(self.stages, h, weights, self.norms, self.start))
+            return self.head(self.net.features(h, self.task_id, weights, self.start))
 
         return predicts_at_least(predict, self.inputs, floor, BATCH)

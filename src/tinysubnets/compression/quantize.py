@@ -22,9 +22,9 @@ import torch
 from torch import Tensor
 
 from tinysubnets.compression.kmeans import kmeans_1d
-from tinysubnets.learner.trainer import accuracy, accuracy_at_least
-from tinysubnets.nn.backbones import HEAD, TSNNetwork, head_values, set_head_values
-from tinysubnets.scenarios.base import Split
+from tinysubnets.nn.evaluate import accuracy, accuracy_at_least
+from tinysubnets.nn.network import HEAD, TSNNetwork, head_values, set_head_values
+from tinysubnets.tasks import Split
 
 
 @dataclass

@@ -8,34 +8,27 @@ weights O_t = M_t minus C_{t-1}) are frozen with owner t.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from tinysubnets.compression.finetune import finetune_codebooks
 from tinysubnets.compression.prune import PruneReport, post_prune
 from tinysubnets.compression.quantize import Block, QuantizeReport, own_blocks, quantize_task
-from tinysubnets.config import (
-    PruneConfig,
-    QuantizeConfig,
-    ReplayConfig,
-    SimilarityConfig,
-    TrainConfig,
-)
+from tinysubnets.config import RunConfig, TrainConfig
+from tinysubnets.device import resolve_device
 from tinysubnets.errors import ConfigError
 from tinysubnets.learner.replay import keep_samples
 from tinysubnets.learner.similarity import FeatureStats, divergences, feature_stats, sample
-from tinysubnets.learner.trainer import (
-    TrainOutcome,
-    accuracy,
-    mask_selectors,
-    select_masks,
-    train_task,
-)
-from tinysubnets.nn.backbones import TSNNetwork, build_backbone, check_task_id
-from tinysubnets.scenarios.base import Split, Task
+from tinysubnets.learner.trainer import TrainOutcome, mask_selectors, select_masks, train_task
+from tinysubnets.nn.evaluate import accuracy
+from tinysubnets.nn.network import TSNNetwork, check_task_id
+from tinysubnets.tasks import Split, Task
 
 
 @dataclass
@@ -61,6 +54,7 @@ class TaskRecord:
 
 REPLAY_STREAM = 1  # the replay memory's draws, apart from training's (stream 0)
 COPY_STREAM = 2  # a duplicated backbone's fresh weights and scores
+SCORE_STREAM = 3  # the scores' initial values
 
 
 def task_generator(seed: int, task_id: int, stream: int = 0) -> torch.Generator:
@@ -82,43 +76,41 @@ class _PhaseClock:
 
 
 class Learner:
-    """Holds the network and everything TSN keeps per task."""
+    """Holds the network and everything TSN keeps per task.
+
+    ``backbone`` is any module that maps a batch of ``input_shape`` inputs to feature vectors
+    (see `nn.adopt`); ``spec`` names a built-in backbone (name and keyword arguments), so that
+    its model file loads without the module. ``cfg`` is the whole run's configuration.
+    """
 
     def __init__(
-        self,
-        backbone: str,
-        backbone_kwargs: dict,
-        cfg: TrainConfig,
-        seed: int,
-        planned_tasks: int,
-        prune: PruneConfig | None = None,
-        quantize: QuantizeConfig | None = None,
-        similarity: SimilarityConfig | None = None,
-        device: torch.device | str = "cpu",
-        replay: ReplayConfig | None = None,
+        self, backbone: nn.Module, cfg: RunConfig, input_shape: Sequence[int],
+        spec: dict[str, Any] | None = None,
     ) -> None:
-        self.cfg, self.seed, self.planned_tasks = cfg, seed, planned_tasks
-        self.device = torch.device(device)
-        self.prune = prune or PruneConfig()
-        self.quantize = quantize or QuantizeConfig()
-        self.similarity = similarity or SimilarityConfig()
-        self.replay_per_task = (replay or ReplayConfig()).per_task
+        cfg.validate()
+        self.run_cfg = cfg
+        self.cfg, self.seed, self.planned_tasks = cfg.train, cfg.seed, cfg.tasks
+        self.device = resolve_device(cfg.device)
+        self.prune, self.quantize, self.similarity = cfg.prune, cfg.quantize, cfg.similarity
+        self.replay_per_task = cfg.replay.per_task
         self.replay: list[Split] = []  # per finished task, when replay_per_task > 0
         self.feature_stats: list[FeatureStats] = []
-        self.backbone_name, self.backbone_kwargs = backbone, dict(backbone_kwargs)
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            # Initialised on the host from the seed, then moved: same values on any device.
-            self.net = TSNNetwork(build_backbone(backbone, **backbone_kwargs)).to(self.device)
+        self.backbone_spec = dict(spec) if spec else {"module": type(backbone).__qualname__}
+        # Built on the host from the seed, then moved: the same values on any device.
+        net = TSNNetwork(backbone, input_shape, task_generator(self.seed, 0, SCORE_STREAM))
+        self.net = net.to(self.device)
+        known = {*self.net.param_names, *(n.rsplit(".", 1)[0] for n in self.net.param_names)}
         for setting in ("layer_keep_ratio", "layer_share_ratio"):
-            unknown = set(getattr(cfg, setting)) - set(self.net.masked_layers())
+            unknown = set(getattr(self.cfg, setting)) - known
             if unknown:
                 raise ConfigError(
-                    f"{setting} names unknown layers {sorted(unknown)}; "
-                    f"the {backbone} backbone has {list(self.net.masked_layers())}"
+                    f"{setting} names unknown layers {sorted(unknown)}; the backbone's masked "
+                    f"layers are {sorted(known)}"
                 )
         self.masks: list[dict[str, Tensor]] = []
         self.n_classes: list[int] = []
+        # per finished task: its name, labels and input preprocessing (for the model file)
+        self.task_info: list[dict[str, Any]] = []
 
     @property
     def num_tasks(self) -> int:
@@ -148,10 +140,17 @@ class Learner:
         return accuracy(self.net, task_id, select_masks(selectors), split.to(self.device))
 
     def learn(self, task: Task, train: Split, val: Split, progress: bool = True) -> TaskRecord:
-        """Train task ``task`` (its head must exist), fix M_t, freeze its own weights."""
-        t = task.task_id
-        if t != self.num_tasks or t >= len(self.net.heads):
-            raise ValueError(f"task {t} is out of order: {self.num_tasks} tasks finished")
+        """Learn ``task`` as the next task (its head must exist): fix M_t, freeze its own
+        weights. Anything random in the user's module (dropout) or data pipeline draws from
+        torch's generator, seeded here per task, so a run repeats."""
+        t = self.num_tasks
+        if t >= len(self.net.heads) or self.n_classes[t] != task.n_classes:
+            raise ValueError(f"task {task.name!r} has no head of its {task.n_classes} classes")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed * 1_000_003 + t)
+            return self._learn(t, task, train, val, progress)
+
+    def _learn(self, t: int, task: Task, train: Split, val: Split, progress: bool) -> TaskRecord:
         train, val = train.to(self.device), val.to(self.device)
         budgets = self.new_weight_budgets()
         record = TaskRecord(t, TrainOutcome(-1, -1.0), {}, {}, {})
@@ -200,6 +199,8 @@ class Learner:
                 record.own[name] = int(own.sum())
                 record.shared[name] = record.mask_size[name] - record.own[name]
         self.masks.append(masks)
+        self.task_info.append(
+            {"name": task.name, "labels": list(task.labels), "preprocess": task.preprocess})
         if self.replay_per_task:
             generator = task_generator(self.seed, t, REPLAY_STREAM)
             self.replay.append(keep_samples(train, self.replay_per_task, generator))
@@ -271,6 +272,7 @@ class Learner:
             "feature_stats": [(s.mean.clone(), s.var.clone()) for s in self.feature_stats],
             "replay": [(m.x.clone(), m.y.clone()) for m in self.replay],
             "copy_of": list(self.net.copy_of[: self.num_tasks]),
+            "task_info": json.dumps(self.task_info),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -278,7 +280,7 @@ class Learner:
         for n in state["n_classes"][len(self.net.heads):]:
             self.add_head(n)
         copy_of = list(state.get("copy_of", []))
-        while len(self.net.copies) < max(copy_of, default=0):  # values come from the state
+        while self.net.n_copies < max(copy_of, default=0):  # values come from the state
             self.net.add_copy(torch.Generator().manual_seed(0))
         self.net.copy_of[: len(copy_of)] = copy_of
         self.net.load_state_dict(state["net"])
@@ -289,3 +291,4 @@ class Learner:
             for m, v in state.get("feature_stats", [])
         ]
         self.replay = [Split(x.cpu(), y.cpu()) for x, y in state.get("replay", [])]
+        self.task_info = json.loads(state["task_info"])

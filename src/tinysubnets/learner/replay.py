@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from tinysubnets.scenarios.base import Split
+from tinysubnets.tasks import Split
 
 
 def reservoir_indices(n: int, m: int, generator: torch.Generator) -> Tensor:

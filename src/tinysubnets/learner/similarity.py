@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tinysubnets.nn.backbones import TSNNetwork
-from tinysubnets.scenarios.streaming import Inputs
+from tinysubnets.nn.network import TSNNetwork
+from tinysubnets.tasks.split import Inputs
 
 VAR_FLOOR = 1e-4  # dead ReLU features have zero variance: a floor keeps KL finite and stable
 

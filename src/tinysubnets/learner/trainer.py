@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -13,9 +11,10 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from tinysubnets.config import TrainConfig
-from tinysubnets.nn.backbones import TSNNetwork, base_layer_name
-from tinysubnets.nn.masked import MaskedLayer, MaskSelector
-from tinysubnets.scenarios.base import Split, iterate_batches
+from tinysubnets.nn.evaluate import accuracy
+from tinysubnets.nn.masked import MaskedParam, MaskSelector
+from tinysubnets.nn.network import TSNNetwork, base_layer_name
+from tinysubnets.tasks import Split, iterate_batches
 
 
 @dataclass
@@ -32,7 +31,7 @@ class TrainOutcome:
 class _Unused:
     """Selects nothing: a layer of another backbone copy than the task's."""
 
-    def __init__(self, layer: MaskedLayer) -> None:
+    def __init__(self, layer: MaskedParam) -> None:
         self.mask = torch.zeros(layer.owner.shape, dtype=torch.bool, device=layer.owner.device)
 
     def __call__(self) -> Tensor:
@@ -63,71 +62,6 @@ def select_masks(selectors: dict[str, MaskSelector | _Unused]) -> dict[str, Tens
     return {name: select() for name, select in selectors.items()}
 
 
-@torch.no_grad()
-def accuracy(
-    net: TSNNetwork, task_id: int, masks: dict[str, Tensor], split: Split, batch_size: int = 2000
-) -> float:
-    """Top-1 accuracy (%) of task ``task_id`` computed with ``masks`` (invariant 4: its own).
-
-    Always in eval mode: BatchNorm uses the task's stored statistics and does not update them.
-    """
-    correct, was_training = 0, net.training
-    net.eval()
-    for x, y in iterate_batches(split, batch_size):
-        correct += int((net(x, task_id, masks).argmax(1) == y).sum())
-    net.train(was_training)
-    return 100.0 * correct / max(1, len(split))
-
-
-def accuracy_at_least(
-    net: TSNNetwork, task_id: int, masks: dict[str, Tensor], split: Split, floor: float,
-    batch_size: int = 500,
-) -> bool:
-    """Whether ``accuracy(...) >= floor``, settled as soon as the batches seen decide it.
-
-    The compression searches ask only this. A trial that loses by far (most rejected pruning
-    steps) stops after a batch or two instead of evaluating the whole validation split.
-    """
-    was_training = net.training
-    net.eval()
-    try:
-        return predicts_at_least(lambda x: net(x, task_id, masks), split, floor, batch_size)
-    finally:
-        net.train(was_training)
-
-
-def predicts_at_least(
-    predict: Callable[[Tensor], Tensor], split: Split, floor: float, batch_size: int = 500
-) -> bool:
-    """Whether ``predict`` (inputs to logits) is right on at least ``floor`` % of ``split``,
-    computed as `accuracy` computes it, reading batches only until that is settled."""
-    n = len(split)
-    need = _least_correct(n, floor)
-    if need == 0 or need > n:
-        return need == 0
-    correct, seen = 0, 0
-    for x, y in iterate_batches(split, batch_size):
-        correct += int((predict(x).argmax(1) == y).sum())
-        seen += len(y)
-        if correct >= need or correct + (n - seen) < need:
-            break
-    return correct >= need
-
-
-def _least_correct(n: int, floor: float) -> int:
-    """The fewest correct answers out of ``n`` whose accuracy, computed as ``accuracy`` does,
-    reaches ``floor`` (``n + 1`` if none does)."""
-    def pct(c: int) -> float:
-        return 100.0 * c / max(1, n)
-
-    need = min(n + 1, max(0, math.ceil(floor * max(1, n) / 100.0)))
-    while need > 0 and pct(need - 1) >= floor:
-        need -= 1
-    while need <= n and pct(need) < floor:
-        need += 1
-    return need
-
-
 def make_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
     # fused: one kernel per tensor instead of ~10 small ops; it halves the step time here.
     if cfg.optimizer == "sgd":
@@ -146,15 +80,15 @@ def _trainable(net: TSNNetwork, task_id: int) -> list[nn.Parameter]:
     for layer in net.masked_layers().values():
         params += [layer.weight, layer.scores]
     params += list(net.heads[task_id].parameters())
-    return params + (list(net.norms[task_id].parameters()) if net.norm_specs else [])
+    return params + list(net.norms[task_id].parameters())
 
 
 def _snapshot(net: TSNNetwork, task_id: int) -> dict[str, Tensor]:
     state = {f"{n}.{p}": getattr(m, p) for n, m in net.masked_layers().items()
              for p in ("weight", "scores")}
     state.update({f"head.{k}": v for k, v in net.heads[task_id].state_dict().items()})
-    if net.norm_specs:  # running statistics too: they must come from the kept epoch
-        state.update({f"norm.{k}": v for k, v in net.norms[task_id].state_dict().items()})
+    # running statistics too: they must come from the kept epoch
+    state.update({f"norm.{k}": v for k, v in net.norms[task_id].state_dict().items()})
     return {k: v.detach().clone() for k, v in state.items()}
 
 
@@ -164,10 +98,7 @@ def _restore(net: TSNNetwork, task_id: int, state: dict[str, Tensor]) -> None:
         m.weight.copy_(state[f"{n}.weight"])
         m.scores.copy_(state[f"{n}.scores"])
     net.heads[task_id].load_state_dict({k[5:]: v for k, v in state.items() if k[:5] == "head."})
-    if net.norm_specs:
-        net.norms[task_id].load_state_dict(
-            {k[5:]: v for k, v in state.items() if k[:5] == "norm."}
-        )
+    net.norms[task_id].load_state_dict({k[5:]: v for k, v in state.items() if k[:5] == "norm."})
 
 
 def train_task(

@@ -1,12 +1,13 @@
-"""Masked layers: a real-valued score per weight, a task's mask is the top-k of |score|.
+"""Masked parameters: a real-valued score per weight, a task's mask is the top-k of |score|.
 
-Every masked layer keeps two weight tensors on purpose:
+Every masked parameter (a Linear or Conv weight or bias of the backbone) keeps two weight
+tensors on purpose:
 - ``weight`` (trainable) holds the values of *free* positions, those no finished task owns;
 - ``frozen`` (a buffer) holds the values of positions claimed by finished tasks.
-The effective weight picks ``frozen`` where ``owner >= 0``. Because frozen values never live in a
-tensor the optimizer sees, no momentum, Adam state or weight decay can move them (invariant 2),
-and a finished task, whose mask lies inside the claimed positions, computes with exactly the
-same numbers forever (invariant 1).
+The effective weight picks ``frozen`` where ``owner >= 0``. Because frozen values never live in
+a tensor the optimizer sees, no momentum, Adam state or weight decay can move them
+(docs/design.md, invariant 2), and a finished task, whose mask lies inside the claimed
+positions, computes with exactly the same numbers forever (invariant 1).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -89,7 +89,7 @@ def topk_mask(scores: Tensor, k: int, allowed: Tensor | None = None) -> Tensor:
 
 
 class MaskSelector:
-    """Picks a layer's mask from its current scores: top-k of |score|.
+    """Picks a parameter's mask from its current scores: top-k of |score|.
 
     With a ``new_budget``, exactly ``min(new_budget, k)`` slots go to free positions (the
     task's own, trainable weights) and the rest to claimed ones (shared, frozen). Without it,
@@ -101,7 +101,7 @@ class MaskSelector:
     Which positions are free does not change while a task trains, so it is computed once.
     """
 
-    def __init__(self, layer: MaskedLayer, keep_ratio: float, new_budget: int | None = None,
+    def __init__(self, layer: MaskedParam, keep_ratio: float, new_budget: int | None = None,
                  share_ratio: float | None = None):
         self.layer = layer
         n = layer.scores.numel()
@@ -160,32 +160,41 @@ class _MaskedWeight(torch.autograd.Function):
         return grad_weight, grad_scores, None, None, None
 
 
-class MaskedLayer(nn.Module):
-    """Shared state and logic of masked layers; subclasses only say how to apply a weight."""
+class MaskedParam(nn.Module):
+    """One masked parameter of the backbone (a Linear or Conv weight, or its bias).
+
+    The backbone module keeps its structure but none of these values: each forward hands
+    them in (see `TSNNetwork`), so the same module computes any task, with any task's mask.
+    """
 
     weight: nn.Parameter
     scores: nn.Parameter
     frozen: Tensor
     owner: Tensor
 
-    def _init_state(self, shape: tuple[int, ...], fan_in: int) -> None:
-        self.weight = nn.Parameter(torch.empty(shape))
-        self.scores = nn.Parameter(torch.empty(shape))
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        nn.init.kaiming_uniform_(self.scores, a=math.sqrt(5))
-        self.register_buffer("frozen", torch.zeros(shape))
-        # owner task of each position; -1 = free. int16 is plenty (and what the artifact stores).
-        self.register_buffer("owner", torch.full(shape, -1, dtype=torch.int16))
+    def __init__(self, values: Tensor, fan_in: int, generator: torch.Generator) -> None:
+        super().__init__()
+        shape = tuple(values.shape)
         self.fan_in = fan_in
+        # The module's own values start the free weights (a pretrained backbone stays one);
+        # scores are drawn from the run's seed.
+        self.weight = nn.Parameter(values.detach().to("cpu", torch.float32).clone())
+        self.scores = nn.Parameter(self._uniform(shape, generator))
+        self.register_buffer("frozen", torch.zeros(shape))
+        # owner task of each position; -1 = free. int16 is plenty (and what the file stores).
+        self.register_buffer("owner", torch.full(shape, -1, dtype=torch.int16))
+
+    def _uniform(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
+        """Kaiming-uniform with a = sqrt(5), torch's default for Linear and Conv weights."""
+        bound = 1.0 / math.sqrt(max(1, self.fan_in))
+        return torch.empty(shape).uniform_(-bound, bound, generator=generator)
 
     @torch.no_grad()
     def reset(self, generator: torch.Generator) -> None:
-        """A fresh layer: weights and scores drawn anew (the same Kaiming-uniform bound as at
-        construction, from ``generator``), nothing frozen, nothing owned."""
-        bound = 1.0 / math.sqrt(self.fan_in)  # kaiming_uniform_ with a = sqrt(5)
+        """A fresh parameter: weights and scores drawn anew from ``generator``, nothing
+        frozen, nothing owned (a backbone copy, see "model duplicate")."""
         for tensor in (self.weight, self.scores):
-            values = torch.empty(tensor.shape).uniform_(-bound, bound, generator=generator)
-            tensor.copy_(values)
+            tensor.copy_(self._uniform(tuple(tensor.shape), generator))
         self.frozen.zero_()
         self.owner.fill_(-1)
 
@@ -232,31 +241,3 @@ class MaskedLayer(nn.Module):
         self.frozen[own] = self.weight.detach()[own]
         self.owner[own] = task_id
         return own
-
-
-class MaskedLinear(MaskedLayer):
-    """Bias-free linear layer with a learned per-task mask."""
-
-    def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__()
-        self.in_features, self.out_features = in_features, out_features
-        self._init_state((out_features, in_features), fan_in=in_features)
-
-    def forward(self, x: Tensor, weight: Tensor) -> Tensor:
-        return F.linear(x, weight)
-
-
-class MaskedConv2d(MaskedLayer):
-    """Bias-free 2-D convolution with a learned per-task mask."""
-
-    def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-        padding: int = 0,
-    ) -> None:
-        super().__init__()
-        self.stride, self.padding = stride, padding
-        shape = (out_channels, in_channels, kernel_size, kernel_size)
-        self._init_state(shape, fan_in=in_channels * kernel_size * kernel_size)
-
-    def forward(self, x: Tensor, weight: Tensor) -> Tensor:
-        return F.conv2d(x, weight, stride=self.stride, padding=self.padding)

@@ -20,17 +20,19 @@ from matplotlib.ticker import MaxNLocator
 from tinysubnets.atomic import write_bytes
 from tinysubnets.report.rundir import RunData
 
-PARTS = ("weights", "codebooks", "masks", "heads", "norms", "replay")  # replay: when kept
+# replay and tasks (labels, preprocessing): shown where a run's file has them
+PARTS = ("weights", "codebooks", "masks", "heads", "norms", "tasks", "replay")
+OPTIONAL = ("tasks", "replay")
 
 
 def parts_of(runs: Sequence[RunData]) -> list[str]:
-    """The parts to show: all of the model's, and the replay memory only where a run has one."""
+    """The parts to show: all of the model's; the optional ones only where a run has them."""
     kept = {p for r in runs for p in ((r.capacity or {}).get("parts_bytes") or {})}
-    return [p for p in PARTS if p != "replay" or p in kept]
+    return [p for p in PARTS if p not in OPTIONAL or p in kept]
 PHASES = ("similarity", "train", "prune", "quantize", "consolidate", "evaluate", "model_file")
 # One colour per part and per phase, the same in every figure.
 PART_COLORS = dict(zip(PARTS, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
-                               "tab:olive"), strict=True))
+                               "tab:cyan", "tab:olive"), strict=True))
 PHASE_COLORS = dict(zip(PHASES, ("tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:purple",
                                  "tab:brown", "tab:pink"), strict=True))
 ANNOTATE_UP_TO = 12  # tasks: beyond this, numbers in the heatmap's cells would not fit

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from tinysubnets.artifact.model import CompressedModel
 from tinysubnets.errors import ConfigError, ShapeError
-from tinysubnets.nn.backbones import HEAD, TSNNetwork, check_task_id
+from tinysubnets.nn.network import HEAD, TSNNetwork, check_task_id
 
 PRECISIONS = (32, 16, 8, 4)  # uniform <w,a> bit-widths reported: fp32, <16,16>, <8,8>, <4,4>
 CODEBOOK_ACTIVATION_BITS = (8, 16)  # activations beside codebook weights
@@ -120,12 +120,16 @@ class TaskOps:
 
 
 def _task_layers(net: TSNNetwork, task_id: int) -> dict[str, nn.Module]:
-    """The masked layers the task computes with: its backbone's (or its backbone copy's)."""
-    return {name: layer for name, (_, layer) in net.task_layers(task_id).items()}
+    """The masked weights the task computes with (its backbone's or its copy's); biases are
+    additions, left out like the other O(1)-per-activation operations."""
+    return {name: layer for name, (_, layer) in net.task_layers(task_id).items()
+            if layer.owner.dim() > 1}
 
 
 def _mac_layers(net: TSNNetwork, task_id: int) -> dict[str, nn.Module]:
-    return {**_task_layers(net, task_id), HEAD: net.heads[task_id]}
+    """The modules whose outputs the MACs produce: each masked weight's layer, and the head."""
+    return {**{name: net.module_of(name) for name in _task_layers(net, task_id)},
+            HEAD: net.heads[task_id]}
 
 
 @torch.no_grad()
@@ -143,14 +147,21 @@ def output_positions(net: TSNNetwork, task_id: int, masks: Mapping[str, Tensor])
     modes = {m: m.training for m in net.modules()}
     net.eval()  # BatchNorm must neither update its statistics nor see a batch of one
     try:
-        x = torch.zeros(1, *net.backbone.input_shape, device=net.heads[task_id].weight.device)
+        x = torch.zeros(1, *net.input_shape, device=net.heads[task_id].weight.device)
         net(x, task_id, dict(masks))
     finally:
         for hook in hooks:
             hook.remove()
         for m, training in modes.items():
             m.training = training
-    return {name: shapes[name][1:].numel() // modules[name].weight.shape[0] for name in modules}
+    return {name: shapes[name][1:].numel() // _out_channels(net, name, task_id)
+            for name in modules}
+
+
+def _out_channels(net: TSNNetwork, name: str, task_id: int) -> int:
+    if name == HEAD:
+        return net.heads[task_id].out_features
+    return net.masked_layers()[name].owner.shape[0]
 
 
 def task_ops(

@@ -78,11 +78,11 @@ def activations_section(ctx: Context, run: RunData) -> SectionOut:
                        "`--data-dir` to `tsn report`, or `--no-activations` to skip this."]
     keys = ["fp32", *[f"{b}b" for b in ACTIVATION_BITS]]
     rows = []
-    for task in scenario.tasks:
+    for t, task in enumerate(scenario.tasks):
         acc = model_activation_accuracy(
-            model, task.task_id, task.split("val"), task.split("test"), ACTIVATION_BITS
+            model, t, task.split("val"), task.split("test"), ACTIVATION_BITS
         )
-        rows.append([task.task_id, *[num(acc[k]) for k in keys]])
+        rows.append([t, *[num(acc[k]) for k in keys]])
     rows.append(["mean", *[num(mean(float(r[i]) for r in rows)) for i in range(1, len(keys) + 1)]])
     return title, [
         "Test accuracy (%) of each task from model.tsn: weights are the stored codebook values; "

@@ -11,11 +11,12 @@ from typing import Any
 from tinysubnets.config import RunConfig
 from tinysubnets.data import load_mnist, mnist_source
 from tinysubnets.errors import ConfigError
-from tinysubnets.scenarios.base import Scenario, Split, Task, iterate_batches
+from tinysubnets.scenarios.base import Scenario
 from tinysubnets.scenarios.imagenet import streamed_class_split
 from tinysubnets.scenarios.pmnist import permuted_mnist
 from tinysubnets.scenarios.sources import load_dataset
 from tinysubnets.scenarios.vision import class_split, one_task_per_dataset
+from tinysubnets.tasks import Split, Task, iterate_batches
 
 FIVE_DATASETS = ("cifar10", "mnist", "svhn", "fashion-mnist", "notmnist")
 
@@ -97,6 +98,9 @@ SCENARIOS = tuple(SPECS)
 
 
 def _spec(name: str) -> ScenarioSpec:
+    if name == "custom":
+        raise ConfigError("scenario 'custom' is a run over the user's own tasks: it is run "
+                          "from Python, tinysubnets.run(cfg, out, tasks=..., backbone=...)")
     if name not in SPECS:
         raise ConfigError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
     return SPECS[name]

@@ -19,8 +19,8 @@ from tinysubnets.data.memmap import (
 )
 from tinysubnets.scenarios.base import Scenario
 from tinysubnets.scenarios.sources import find_folder_pair
-from tinysubnets.scenarios.streaming import StreamedImages
 from tinysubnets.scenarios.vision import class_order, class_tasks
+from tinysubnets.tasks.streaming import StreamedImages
 
 CLASSES_PER_TASK = 10
 

@@ -6,9 +6,15 @@ import numpy as np
 import torch
 
 from tinysubnets.data import ImageSet
-from tinysubnets.scenarios.base import Scenario, Split, Task, train_val_indices
+from tinysubnets.scenarios.base import Scenario
+from tinysubnets.tasks import Split, Task, train_val_indices
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+def permutation_seed(seed: int) -> tuple[int, int]:
+    """The numpy seed whose successive ``permutation(pixels)`` draws are the tasks' P_t."""
+    return (seed, 0x9E37)
 
 
 def _normalise(images: ImageSet) -> torch.Tensor:
@@ -33,7 +39,7 @@ def permuted_mnist(
         "test": (x_test, y_test),
     }
     n_pixels = x_train.shape[1]
-    rng = np.random.default_rng([seed, 0x9E37])
+    rng = np.random.default_rng(permutation_seed(seed))
     perms = [torch.from_numpy(rng.permutation(n_pixels)) for _ in range(n_tasks)]
 
     def maker(perm: torch.Tensor):
@@ -44,7 +50,11 @@ def permuted_mnist(
         return make_split
 
     tasks = tuple(
-        Task(task_id=t, name=f"pmnist-{t}", n_classes=10, make_split=maker(perms[t]))
+        Task(f"pmnist-{t}", tuple(range(10)), maker(perms[t]), preprocess={
+            "kind": "pmnist", "mean": MNIST_MEAN, "std": MNIST_STD, "scale": 255.0,
+            "permutation": {"numpy_seed": list(permutation_seed(seed)), "draw": t,
+                            "pixels": n_pixels},
+        })
         for t in range(n_tasks)
     )
     return Scenario(name="pmnist", tasks=tasks, input_shape=(n_pixels,), source=source)

@@ -17,8 +17,9 @@ from torch import Tensor
 
 from tinysubnets.data import ImageSet
 from tinysubnets.errors import ConfigError, DataError
-from tinysubnets.scenarios.base import Scenario, Split, Task, train_val_indices
-from tinysubnets.scenarios.streaming import Inputs, take_rows
+from tinysubnets.scenarios.base import Scenario
+from tinysubnets.tasks import Split, Task, take_rows, train_val_indices
+from tinysubnets.tasks.split import Inputs
 
 
 def to_tensor(images: ImageSet, size: int, channels: int = 3) -> Tensor:
@@ -98,7 +99,9 @@ def class_tasks(
         return make_split
 
     tasks = tuple(
-        Task(task_id=t, name=f"{name}-{t}", n_classes=classes_per_task, make_split=maker(t))
+        Task(f"{name}-{t}", tuple(int(c) for c in order[t * classes_per_task :
+                                                          (t + 1) * classes_per_task]),
+             maker(t))
         for t in range(n_tasks)
     )
     return Scenario(name=name, tasks=tasks, input_shape=tuple(x_train.shape[1:]), source=source)
@@ -133,6 +136,5 @@ def one_task_per_dataset(
             "test": Split(x_test, y_test),
         }
         n_classes = int(max(train.labels.max(), test.labels.max())) + 1
-        tasks.append(Task(task_id=t, name=dataset, n_classes=n_classes,
-                          make_split=parts.__getitem__))
+        tasks.append(Task(dataset, tuple(range(n_classes)), parts.__getitem__))
     return Scenario(name=name, tasks=tuple(tasks), input_shape=(3, size, size), source=source)

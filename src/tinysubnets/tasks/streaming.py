@@ -68,11 +68,3 @@ class StreamedImages:
         # The same operations, in the same order, as `to_tensor` and `normalise` in memory.
         x = torch.from_numpy(batch).to(self._device).permute(0, 3, 1, 2).float().div_(255.0)
         return (x.contiguous() - self.mean) / self.std
-
-
-Inputs = Tensor | StreamedImages  # what a `Split` holds as its inputs
-
-
-def take_rows(x: Inputs, index: Tensor) -> Inputs:
-    """Rows ``index`` of a split's inputs: a tensor is indexed, streamed images stay on disk."""
-    return x.subset(index) if isinstance(x, StreamedImages) else x[index]

@@ -1,0 +1,296 @@
+"""The multi-task network TSN trains: one backbone, per-task masks, heads and norms.
+
+The backbone is any plain ``nn.Module`` (see `adopt`). Its masked parameters move out of it
+into `MaskedParam`s, and every forward hands the backbone the tensors of one task (as
+``torch.func.functional_call`` would): that task's masked weights, and its own norm layers'
+state.
+So one unmodified module computes every task, and training (straight-through masks) and
+evaluation (exact masks) run the same code.
+
+A backbone that is an ``nn.Sequential`` runs child by child (its *stages*): post-pruning,
+which changes one layer at a time, starts its trials at the stage that holds the layer. Any
+other backbone is one stage. Both are the same operations on the same tensors.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from copy import deepcopy
+from math import prod
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from tinysubnets.errors import ShapeError, TaskIdError
+from tinysubnets.nn.adopt import adopt_parts, norm_tensors
+from tinysubnets.nn.masked import MaskedParam
+
+HEAD = "head"  # a task's head as a block of values, beside its layers' names (quantization, file)
+COPY_PREFIX = "copy"  # parameters of backbone copy c are named "copy{c}.{name}"
+
+
+def base_layer_name(name: str) -> str:
+    """The backbone parameter a (copy's) parameter name stands for: "copy2.fc1.weight" ->
+    "fc1.weight"."""
+    return re.sub(rf"^{COPY_PREFIX}\d+\.", "", name)
+
+
+def _key(name: str) -> str:
+    """A parameter path as a ModuleDict key (which may not hold dots)."""
+    return name.replace(".", "/")
+
+
+def head_values(head: nn.Linear) -> Tensor:
+    """A head's values, weight then bias, flat: the order quantization and the model file use."""
+    return torch.cat([head.weight.detach().ravel(), head.bias.detach().ravel()])
+
+
+@torch.no_grad()
+def set_head_values(head: nn.Linear, values: Tensor) -> None:
+    """Inverse of `head_values`."""
+    n = head.weight.numel()
+    head.weight.copy_(values[:n].view_as(head.weight))
+    head.bias.copy_(values[n:])
+
+
+def check_task_id(task_id: object, num_tasks: int) -> None:
+    """Raise TaskIdError unless ``task_id`` names one of ``num_tasks`` finished tasks."""
+    ok = isinstance(task_id, int) and not isinstance(task_id, bool) and 0 <= task_id < num_tasks
+    if not ok:
+        held = f"this model holds tasks 0..{num_tasks - 1}" if num_tasks else "it holds no task"
+        raise TaskIdError(f"task id {task_id!r} is out of range: {held}")
+
+
+Slot = tuple[nn.Module, str, str]  # a module, "_parameters" or "_buffers", the tensor's name
+
+
+def _call_with(module: nn.Module, slots: list[Slot], values: list[Tensor], x: Tensor) -> Tensor:
+    """``module(x)`` with each slot holding its value for this call only.
+
+    What ``torch.func.functional_call`` does, without its generality (tied weights, nested
+    names resolved per call), which cost a third of a small MLP's forward.
+    """
+    saved = [getattr(owner, kind)[key] for owner, kind, key in slots]
+    try:
+        for (owner, kind, key), value in zip(slots, values, strict=True):
+            getattr(owner, kind)[key] = value
+        return module(x)
+    finally:
+        for (owner, kind, key), value in zip(slots, saved, strict=True):
+            getattr(owner, kind)[key] = value
+
+
+class TSNNetwork(nn.Module):
+    """One shared backbone of masked parameters; per task a head, norms and a mask."""
+
+    def __init__(
+        self, backbone: nn.Module, input_shape: Sequence[int], generator: torch.Generator
+    ) -> None:
+        super().__init__()
+        parts = adopt_parts(backbone)
+        self.backbone = deepcopy(backbone)  # the user's module stays as it was given
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.param_names = tuple(spec.name for spec in parts.masked)
+        self.norm_names = parts.norms
+        self.layers = nn.ModuleDict()
+        self._names: list[str] = []
+        self._module_of: dict[str, str] = {}
+        for spec in parts.masked:
+            module = self.backbone.get_submodule(spec.module)
+            self._add_layer(spec.name, MaskedParam(getattr(module, spec.param), spec.fan_in,
+                                                   generator))
+            module._parameters[spec.param] = None  # its values come in with every forward
+            self._module_of[spec.name] = spec.module
+        self.heads = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        # "Model duplicate": fresh copies of the masked parameters for tasks too unlike every
+        # earlier one. Task t computes with copy copy_of[t] (0 = the shared backbone itself).
+        self.n_copies = 0
+        self.copy_of: list[int] = []
+        self.stages = self._stages()
+        # Where each tensor a forward hands in goes: (module, parameter or buffer dict, key).
+        self._slots = {s.name: (self.backbone.get_submodule(s.module), "_parameters", s.param)
+                       for s in parts.masked}
+        self._norm_slots = {
+            path: [(key, (self.backbone.get_submodule(path),
+                          "_parameters" if key in dict(self.backbone.get_submodule(
+                              path).named_parameters(recurse=False)) else "_buffers", key))
+                   for key in norm_tensors(self.backbone.get_submodule(path))]
+            for path in self.norm_names
+        }
+        self.out_features = self._probe_features()
+
+    # -- structure -------------------------------------------------------------------------
+
+    def _add_layer(self, name: str, layer: MaskedParam) -> None:
+        self.layers[_key(name)] = layer
+        self._names.append(name)
+
+    def _stages(self) -> list[tuple[str, nn.Module, tuple[str, ...], tuple[str, ...]]]:
+        """(prefix, module, masked parameters, norm layers) of each stage, in order."""
+        children = list(self.backbone.named_children()) if isinstance(
+            self.backbone, nn.Sequential) else [("", self.backbone)]
+
+        def inside(prefix: str, name: str) -> bool:
+            return not prefix or name.startswith(prefix + ".")
+
+        return [
+            (prefix, module, tuple(n for n in self.param_names if inside(prefix, n)),
+             tuple(n for n in self.norm_names if inside(prefix, n)))
+            for prefix, module in children
+        ]
+
+    def stage_of(self, name: str) -> int:
+        """The stage that holds backbone parameter ``name``."""
+        return next(i for i, stage in enumerate(self.stages) if name in stage[2])
+
+    def module_of(self, name: str) -> nn.Module:
+        """The backbone module a (copy's) masked parameter belongs to (for hooks)."""
+        return self.backbone.get_submodule(self._module_of[base_layer_name(name)])
+
+    @torch.no_grad()
+    def _probe_features(self) -> int:
+        """The feature size, from one forward of a zero batch (eval mode: nothing updated)."""
+        x = torch.zeros(2, *self.input_shape)
+        was_training = self.backbone.training
+        self.backbone.eval()
+        weights = {name: self.layers[_key(name)].weight for name in self.param_names}
+        try:
+            out = functional_call(self.backbone, weights, (x,))
+        except Exception as e:  # the user's module: any error means it cannot take the shape
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            raise ShapeError(
+                f"the backbone {type(self.backbone).__name__} cannot take inputs of shape "
+                f"{list(self.input_shape)} (per sample): {reason}"
+            ) from None
+        finally:
+            self.backbone.train(was_training)
+        if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != 2:
+            shape = list(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ShapeError(
+                f"the backbone {type(self.backbone).__name__} must map a batch to (N, features);"
+                f" it returned {shape} for 2 inputs (end it with nn.Flatten())"
+            )
+        return int(out.shape[1])
+
+    def masked_layers(self) -> dict[str, MaskedParam]:
+        """Every masked parameter by name, in module order: the backbone's, then each copy's
+        (named ``copy{c}.{name}``)."""
+        return {name: self.layers[_key(name)] for name in self._names}
+
+    def _copy_index(self, task_id: int) -> int:
+        return self.copy_of[task_id] if task_id < len(self.copy_of) else 0
+
+    def task_layers(self, task_id: int) -> dict[str, tuple[str, MaskedParam]]:
+        """The parameters task ``task_id`` computes with: full name -> (name in the backbone,
+        parameter)."""
+        c = self._copy_index(task_id)
+        prefix = "" if c == 0 else f"{COPY_PREFIX}{c}."
+        return {prefix + n: (n, self.layers[_key(prefix + n)]) for n in self.param_names}
+
+    # -- growth per task -------------------------------------------------------------------
+
+    def add_copy(self, generator: torch.Generator) -> int:
+        """Append a fresh copy of the masked parameters (weights and scores drawn from
+        ``generator``, nothing claimed) and return its index (1, 2, ...)."""
+        self.n_copies += 1
+        for name in self.param_names:
+            base = self.layers[_key(name)]
+            layer = MaskedParam(base.weight, base.fan_in, generator).to(base.weight.device)
+            layer.reset(generator)
+            self._add_layer(f"{COPY_PREFIX}{self.n_copies}.{name}", layer)
+        return self.n_copies
+
+    def add_head(self, n_classes: int, generator: torch.Generator) -> nn.Linear:
+        """Append the next task's head (seeded per task) and its own norm layers, which start
+        from the backbone's as it was given."""
+        # Built on "meta" and then filled: nn.Linear's own init would draw from the global RNG.
+        # Filled on the host (where the generator lives), so any device gets the same values.
+        head = nn.Linear(self.out_features, n_classes, device="meta").to_empty(device="cpu")
+        bound = 1.0 / math.sqrt(head.in_features)
+        with torch.no_grad():
+            head.weight.uniform_(-bound, bound, generator=generator)
+            head.bias.uniform_(-bound, bound, generator=generator)
+        device = next(self.layers.parameters()).device
+        self.heads.append(head.to(device))
+        self.copy_of.append(0)  # the shared backbone, unless the learner duplicates it
+        self.norms.append(nn.ModuleDict({
+            _key(path): deepcopy(self.backbone.get_submodule(path)) for path in self.norm_names
+        }).to(device))
+        return self.heads[-1]
+
+    def norm_template(self) -> dict[str, Tensor]:
+        """The norm layers' tensors as the backbone was given (each task starts from them)."""
+        return {f"{path}.{k}": v for path in self.norm_names
+                for k, v in norm_tensors(self.backbone.get_submodule(path)).items()}
+
+    def norm_state(self, task_id: int) -> dict[str, Tensor]:
+        """Task ``task_id``'s norm layers' tensors, by their names in the backbone."""
+        norms = self.norms[task_id]
+        return {f"{path}.{k}": v for path in self.norm_names
+                for k, v in norm_tensors(norms[_key(path)]).items()}
+
+    # -- computing -------------------------------------------------------------------------
+
+    def fit_input(self, x: Tensor) -> Tensor:
+        """``x`` as a batch the backbone takes, or ShapeError (before torch would fail).
+        A flat input shape also takes images with that many values each (flattened)."""
+        shape = self.input_shape
+        if x.dim() >= 2 and tuple(x.shape[1:]) == shape:
+            return x
+        if len(shape) == 1 and x.dim() >= 2 and x[0].numel() == shape[0]:
+            return x.reshape(len(x), -1)
+        wanted = f"(N, {', '.join(map(str, shape))})"
+        if len(shape) == 1:
+            wanted += f" or images with {shape[0]} values each"
+        raise ShapeError(f"inputs of shape {tuple(x.shape)} do not fit the backbone: expected "
+                         f"{wanted}")
+
+    def task_weights(
+        self, task_id: int, masks: dict[str, Tensor], train: bool = False
+    ) -> dict[str, Tensor]:
+        """The masked weights of task ``task_id``, by their names in the backbone."""
+        return {
+            local: layer.masked_weight(masks[name], scores_grad=train)
+            for name, (local, layer) in self.task_layers(task_id).items()
+        }
+
+    def features(
+        self, x: Tensor, task_id: int, weights: dict[str, Tensor], start: int = 0,
+        stop: int | None = None,
+    ) -> Tensor:
+        """Stages ``start:stop`` of the backbone on ``x`` (the input of stage ``start``), with
+        ``weights`` and task ``task_id``'s norms."""
+        norms = self.norm_state(task_id) if self.norm_names else {}
+        for _, module, params, norm_paths in self.stages[start:stop]:
+            if not (params or norm_paths):
+                x = module(x)
+                continue
+            slots = [self._slots[n] for n in params]
+            values = [weights[n] for n in params]
+            for path in norm_paths:
+                for key, slot in self._norm_slots[path]:
+                    slots.append(slot)
+                    values.append(norms[f"{path}.{key}"])
+            x = _call_with(module, slots, values, x)
+        return x
+
+    def forward(
+        self, x: Tensor, task_id: int, masks: dict[str, Tensor], train: bool = False
+    ) -> Tensor:
+        """Logits of task ``task_id`` computed with ``masks`` (straight-through if ``train``)."""
+        weights = self.task_weights(task_id, masks, train)
+        return self.heads[task_id](self.features(x, task_id, weights))
+
+    @torch.no_grad()
+    def task_logits(self, x: Tensor, task_id: int, masks: Sequence[dict[str, Tensor]]) -> Tensor:
+        """Logits of finished task ``task_id`` (``masks[t]`` is M_t), inputs and id checked."""
+        check_task_id(task_id, len(masks))
+        return self(self.fit_input(x), task_id, masks[task_id])
+
+    def backbone_weights(self) -> int:
+        """Values of the backbone's masked parameters (capacity's 100 %; copies excluded)."""
+        return sum(prod(self.layers[_key(n)].owner.shape) for n in self.param_names)
