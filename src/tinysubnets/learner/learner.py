@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -262,6 +263,12 @@ class Learner:
     def logits(self, x: Tensor, task_id: int) -> Tensor:
         """Logits of a finished task on inputs ``x`` (shape (N, *input shape))."""
         return self.net.task_logits(x.to(self.device), task_id, self.masks)
+
+    def predict(self, x: Tensor, task_id: int) -> np.ndarray:
+        """Predicted labels of a finished task, as the user's own label values (see
+        `CompressedModel.predict`)."""
+        index = self.logits(x, task_id).argmax(1).cpu().numpy()
+        return np.asarray(self.task_info[task_id]["labels"])[index]
 
     def state_dict(self) -> dict:
         """Tensors and plain values only, so checkpoints load with ``weights_only=True``."""
