@@ -83,7 +83,8 @@ def test_post_pruning_conv_layer_respects_threshold_and_shared_weights() -> None
     mask = torch.ones_like(earlier)
     base = accuracy(net, 0, {"conv.weight": mask}, val)
     for threshold in (0.0, 5.0, 100.0):
-        pruned, report = post_prune(net, 0, {"conv.weight": mask}, val, threshold=threshold)
+        pruned, report = post_prune(net, 0, {"conv.weight": mask}, val,
+                                    PruneConfig(threshold=threshold))
         assert accuracy(net, 0, pruned, val) >= base - threshold
         assert torch.equal(pruned["conv.weight"][earlier], mask[earlier])  # shared weights stay
         assert not (pruned["conv.weight"] & ~mask).any()
@@ -132,14 +133,16 @@ def test_trials_from_cached_stage_inputs_decide_as_the_full_forward(name: str, k
     val = Split(x, y)
     calls: list[int] = []
     net.module_of(next(iter(masks))).register_forward_hook(lambda *_: calls.append(1))
-    full, full_report = post_prune(net, 0, masks, val, threshold=10.0, cache_bytes=0)
+    full, full_report = post_prune(net, 0, masks, val, PruneConfig(threshold=10.0),
+                                          cache_bytes=0)
     assert sum(full_report.own_after.values()) < sum(full_report.own_before.values())
     first_layer_runs = len(calls)
     # Every stage's inputs cached; then a cap (600 floats an image) that the first stage's
     # outputs exceed, so that only later stages' inputs are kept.
     for cache_bytes in (2 << 30, 700 * 600 * 4):
         calls.clear()
-        cached, report = post_prune(net, 0, masks, val, threshold=10.0, cache_bytes=cache_bytes)
+        cached, report = post_prune(net, 0, masks, val, PruneConfig(threshold=10.0),
+                                    cache_bytes=cache_bytes)
         assert report.own_after == full_report.own_after
         assert report.evaluations == full_report.evaluations
         assert all(torch.equal(cached[k], full[k]) for k in masks)

@@ -20,6 +20,7 @@ from tinysubnets.errors import ConfigError
 OPTIMIZERS = ("sgd", "adam", "adamw")
 CLAIM_RULES = ("fair", "scores")
 SCHEDULES = ("cosine", "plateau", "none")
+INITS = ("seed", "module")
 
 
 def _per_layer(table: dict[str, float], param: str, default: float | None) -> float | None:
@@ -207,6 +208,10 @@ class RunConfig:
     device: str = "cpu"  # cpu, cuda, cuda:N or auto (see tinysubnets.device)
     datasets: str = ""  # five-datasets: which ones, comma-separated (empty: all five)
     image_size: int = 0  # input size of a scenario that takes one (imagenet100); 0 = its default
+    # Initial values of the masked layers: "seed" draws them from the run's seed (each layer's
+    # own reset_parameters), so a seed repeats a run whatever RNG state built the module;
+    # "module" keeps the values the module was given (pretrained, or a custom init).
+    init: str = "seed"
     train: TrainConfig = field(default_factory=TrainConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
@@ -219,6 +224,8 @@ class RunConfig:
             raise ConfigError(f"number of tasks must be >= 1, got {self.tasks}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"validation fraction must be in (0, 1), got {self.val_fraction}")
+        if self.init not in INITS:
+            raise ConfigError(f"unknown init {self.init!r}; choose from {INITS}")
         if self.image_size != 0 and self.image_size < 32:
             # ResNet-18's ImageNet stem divides the input by 32 before its last stage.
             raise ConfigError(

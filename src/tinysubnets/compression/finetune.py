@@ -42,11 +42,12 @@ def finetune_codebooks(
     blocks: list[Block],
     train: Split,
     val: Split,
+    *,
     epochs: int,
     lr: float,
     batch_size: int,
     generator: torch.Generator,
-    codebook_bits: int = 32,
+    codebook_bits: int,
 ) -> dict:
     """Train the centroids of ``blocks`` (codes fixed) for ``epochs``; write the best back.
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from tinysubnets.config import PruneConfig
 from tinysubnets.nn.evaluate import accuracy, predicts_at_least
 from tinysubnets.nn.network import TSNNetwork
 from tinysubnets.tasks import Split, iterate_batches
@@ -45,16 +46,15 @@ def post_prune(
     task_id: int,
     masks: dict[str, Tensor],
     val: Split,
-    threshold: float = 0.2,
-    first_step: float = 0.5,
-    min_step: float = 0.01,
+    cfg: PruneConfig,
     cache_bytes: int = CACHE_BYTES,
 ) -> tuple[dict[str, Tensor], PruneReport]:
     """Return task ``task_id``'s pruned masks (the inputs are not modified) and a report.
 
     Must run before consolidation: "own" is read as mask positions no finished task claims.
-    ``first_step`` and ``min_step`` are shares of the layer's own weights: the first removal
-    tried, and the smallest step still tried after halving. Layers are pruned in forward
+    ``cfg.first_step`` and ``cfg.min_step`` are shares of the layer's own weights: the first
+    removal tried, and the smallest step still tried after halving; ``cfg.threshold`` the
+    validation accuracy (points) it may lose. Layers are pruned in forward
     order, so each trial starts from the validation inputs of the layer's stage, computed once
     (up to ``cache_bytes`` of them; 0 evaluates every trial from the images).
     """
@@ -75,14 +75,14 @@ def post_prune(
             staged.advance_to(name, masks)
             magnitude = layer.weight.detach().flatten()[positions].abs()
             order = positions[torch.sort(magnitude, stable=True).indices]
-            removed, step = 0, max(1, math.ceil(first_step * n_own))
-            smallest = max(1, math.ceil(min_step * n_own))
+            removed, step = 0, max(1, math.ceil(cfg.first_step * n_own))
+            smallest = max(1, math.ceil(cfg.min_step * n_own))
             while removed < n_own and step >= smallest:
                 count = min(removed + step, n_own)
                 trial = masks[name].clone()
                 trial.view(-1)[order[:count]] = False
                 report.evaluations += 1
-                if staged.at_least({**masks, name: trial}, base - threshold):
+                if staged.at_least({**masks, name: trial}, base - cfg.threshold):
                     masks[name], removed = trial, count
                 else:
                     step //= 2

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from tinysubnets.compression.kmeans import kmeans_1d
+from tinysubnets.config import QuantizeConfig
 from tinysubnets.nn.evaluate import accuracy, accuracy_at_least
 from tinysubnets.nn.network import HEAD, TSNNetwork, head_values, set_head_values
 from tinysubnets.tasks import Split
@@ -93,24 +94,22 @@ def quantize_task(
     task_id: int,
     masks: dict[str, Tensor],
     val: Split,
-    b_min: int = 2,
-    b_max: int = 8,
-    threshold: float = 0.5,
-    head: bool = True,
+    cfg: QuantizeConfig,
     finetune: Callable[[list[Block]], dict] | None = None,
-    codebook_bits: int = 32,
 ) -> QuantizeReport:
     """Quantize task ``task_id``'s own values in place (before consolidation); report bits.
 
-    If even ``b_max`` bits lose more than ``threshold`` points, ``b_max`` is kept and the
-    report shows the drop. ``finetune(blocks)`` is called last, on the quantized blocks.
-    With ``codebook_bits`` 16 the centroids are rounded to float16 before they are tried, so
-    the accuracy searched is that of the values the model file stores.
+    If even ``cfg.b_max`` bits lose more than ``cfg.threshold`` points, ``b_max`` is kept and
+    the report shows the drop; ``cfg.heads`` quantizes the head too. ``finetune(blocks)`` is
+    called last, on the quantized blocks. With ``cfg.codebook_bits`` 16 the centroids are
+    rounded to float16 before they are tried, so the accuracy searched is that of the values
+    the model file stores.
     """
     start = time.perf_counter()
     report = QuantizeReport(val_acc_before=accuracy(net, task_id, masks, val))
-    floor = report.val_acc_before - threshold
-    blocks = {b.name: b for b in own_blocks(net, task_id, masks, head)}
+    b_min, b_max, codebook_bits = cfg.b_min, cfg.b_max, cfg.codebook_bits
+    floor = report.val_acc_before - cfg.threshold
+    blocks = {b.name: b for b in own_blocks(net, task_id, masks, cfg.heads)}
     cache: dict[tuple[str, int], tuple[Tensor, Tensor]] = {}
 
     def quantized(name: str, bits: int) -> tuple[Tensor, Tensor]:

@@ -98,7 +98,8 @@ class Learner:
         self.feature_stats: list[FeatureStats] = []
         self.backbone_spec = dict(spec) if spec else {"module": type(backbone).__qualname__}
         # Built on the host from the seed, then moved: the same values on any device.
-        net = TSNNetwork(backbone, input_shape, task_generator(self.seed, 0, SCORE_STREAM))
+        net = TSNNetwork(backbone, input_shape, task_generator(self.seed, 0, SCORE_STREAM),
+                         cfg.seed if cfg.init == "seed" else None)
         self.net = net.to(self.device)
         known = {*self.net.param_names, *(n.rsplit(".", 1)[0] for n in self.net.param_names)}
         for setting in ("layer_keep_ratio", "layer_share_ratio"):
@@ -170,13 +171,13 @@ class Learner:
         generator = task_generator(self.seed, t)  # for the fine-tuning passes' batch order
         if self.prune.enabled:
             p = self.prune
-            masks, record.prune = post_prune(
-                self.net, t, masks, val, p.threshold, p.first_step, p.min_step
-            )
+            masks, record.prune = post_prune(self.net, t, masks, val, p)
             if p.retrain_epochs:  # what is left of the task's own weights, and its head
+                # unquantized: every value is its own centroid, kept at float32
                 record.prune.retrain = finetune_codebooks(
                     self.net, t, masks, own_blocks(self.net, t, masks, head=True), train, val,
-                    p.retrain_epochs, p.retrain_lr, self.cfg.batch_size, generator,
+                    epochs=p.retrain_epochs, lr=p.retrain_lr, batch_size=self.cfg.batch_size,
+                    generator=generator, codebook_bits=32,
                 )
             clock.lap("prune")
         if self.quantize.enabled:
@@ -184,14 +185,13 @@ class Learner:
 
             def finetune(blocks: list[Block]) -> dict:
                 return finetune_codebooks(
-                    self.net, t, masks, blocks, train, val, q.finetune_epochs, q.finetune_lr,
-                    self.cfg.batch_size, generator, q.codebook_bits,
+                    self.net, t, masks, blocks, train, val, epochs=q.finetune_epochs,
+                    lr=q.finetune_lr, batch_size=self.cfg.batch_size, generator=generator,
+                    codebook_bits=q.codebook_bits,
                 )
 
             record.quantize = quantize_task(
-                self.net, t, masks, val, q.b_min, q.b_max, q.threshold, q.heads,
-                finetune if q.finetune_epochs else None, q.codebook_bits,
-            )
+                self.net, t, masks, val, q, finetune if q.finetune_epochs else None)
             clock.lap("quantize")
         with torch.no_grad():
             for name, layer in self.net.masked_layers().items():

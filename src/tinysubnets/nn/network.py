@@ -83,15 +83,30 @@ def _call_with(module: nn.Module, slots: list[Slot], values: list[Tensor], x: Te
             getattr(owner, kind)[key] = value
 
 
+@torch.no_grad()
+def _reset_masked(backbone: nn.Module, paths: list[str], seed: int) -> None:
+    """Each masked layer's own ``reset_parameters`` in module order, from ``seed``: for a
+    module built in that order from the same seed, the values it already holds."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for path in dict.fromkeys(paths):
+            backbone.get_submodule(path).reset_parameters()
+
+
 class TSNNetwork(nn.Module):
     """One shared backbone of masked parameters; per task a head, norms and a mask."""
 
     def __init__(
-        self, backbone: nn.Module, input_shape: Sequence[int], generator: torch.Generator
+        self, backbone: nn.Module, input_shape: Sequence[int], generator: torch.Generator,
+        init_seed: int | None = None,
     ) -> None:
+        """``init_seed``: draw the masked layers' initial values anew from this seed (each
+        layer's own ``reset_parameters``, in module order); None keeps the module's values."""
         super().__init__()
         parts = adopt_parts(backbone)
         self.backbone = deepcopy(backbone)  # the user's module stays as it was given
+        if init_seed is not None:
+            _reset_masked(self.backbone, [s.module for s in parts.masked], init_seed)
         self.input_shape = tuple(int(d) for d in input_shape)
         self.param_names = tuple(spec.name for spec in parts.masked)
         self.norm_names = parts.norms
