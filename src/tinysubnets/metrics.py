@@ -1,7 +1,7 @@
 """Continual-learning measures from a measured accuracy matrix, and capacity used.
 
 R[i][j] is the test accuracy on task j after training task i (j <= i), re-tested every time
-(invariant 5). Definitions follow GEM (Lopez-Paz & Ranzato, 2017).
+(docs/design.md, invariant 5). Definitions follow GEM (Lopez-Paz & Ranzato, 2017).
 """
 
 from __future__ import annotations

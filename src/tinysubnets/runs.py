@@ -234,7 +234,11 @@ def resolved_config(run_dir: Path) -> RunConfig:
 
 
 def scenario_info(cfg: RunConfig, scenario: Scenario) -> dict[str, Any]:
-    """What a model file records of its scenario, so `tsn eval` can rebuild the test splits."""
+    """What a model file records of its scenario, so `tsn eval` can rebuild the test splits:
+    where the data was read (``data_dir``, absolute, None for the embedded subset or the
+    download cache; ``download``) and a fingerprint of the test data to check it against."""
+    from tinysubnets.fingerprint import of_scenario  # computed once per scenario
+
     info = {
         "name": cfg.scenario, "seed": cfg.seed, "tasks": cfg.tasks,
         "val_fraction": cfg.val_fraction, "datasets": cfg.datasets, "data": scenario.source,
@@ -244,6 +248,9 @@ def scenario_info(cfg: RunConfig, scenario: Scenario) -> dict[str, Any]:
     size = image_size_of(cfg)
     if size:  # only where the scenario takes one: other files stay as they were
         info["image_size"] = size
+    info["data_dir"] = str(Path(cfg.data_dir).resolve()) if cfg.data_dir else None
+    info["download"] = bool(cfg.download)
+    info["fingerprint"] = of_scenario(scenario)
     return info
 
 

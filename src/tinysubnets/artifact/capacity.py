@@ -1,4 +1,4 @@
-"""Capacity measured from the bytes a model file holds (DESIGN, invariant 3).
+"""Capacity measured from the bytes a model file holds (docs/design.md, invariant 3).
 
 Every section of the file is counted in its part, per task and per layer; the header and the
 checksum are reported apart as overhead. Percentages are of the dense fp32 backbone

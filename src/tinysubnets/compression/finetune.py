@@ -6,7 +6,8 @@ weight is its own centroid.
 Plain post-hoc k-means costs accuracy at 2-3 bits. Here each block's centroids become the only
 trainable values: a weight is ``centroids[code]``, so a centroid's gradient is the sum over
 the weights that share it, and the block stays at its bit-width. Only task t's own values and
-head move; frozen values of earlier tasks are read, never written (invariants 1 and 2). The
+head move; frozen values of earlier tasks are read, never written (docs/design.md,
+invariants 1 and 2). The
 best validation epoch is kept, the unfine-tuned centroids included, so it never loses accuracy
 on validation.
 """

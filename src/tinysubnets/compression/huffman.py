@@ -1,10 +1,10 @@
 """Canonical Huffman coding of integer symbols into self-contained, verifiable bytes.
 
 bitarray computes the code lengths and decodes; the container is ours, because capacity is
-measured in the bytes we write (DESIGN, invariant 3) and the artifact is read back from files
-we must not trust. A canonical code is fully described by its code lengths, so the table is
-"how many codes of each length" plus the symbols in canonical order (by length, then value).
-Sorting by value within a length lets us store symbols as small zigzag deltas: a dense
+measured in the bytes we write (docs/design.md, invariant 3) and the artifact is read back
+from files we must not trust. A canonical code is fully described by its code lengths, so the
+table is "how many codes of each length" plus the symbols in canonical order (by length, then
+value). Sorting by value within a length lets us store symbols as small zigzag deltas: a dense
 alphabet (mask blocks, task sets) costs about one byte per distinct symbol.
 
 Byte layout (varint = LEB128, unsigned; zvarint = zigzag then varint, so any Python int fits)::

@@ -7,7 +7,8 @@ then each block, largest first, tries fewer bits on its own. Optionally the cent
 fine-tuned with the codes fixed (`finetune`), which wins back most of the drop.
 
 The quantized values are written into the trainable tensors, so consolidation freezes the
-centroids themselves: a value is quantized once, by its owner, and never again (invariant 2).
+centroids themselves: a value is quantized once, by its owner, and never again
+(docs/design.md, invariant 2).
 Codes and codebooks need not be kept apart: they are the distinct values of the owner's
 positions, which is what the model file stores.
 """

@@ -256,7 +256,7 @@ class Learner:
         return cfg, budgets
 
     def evaluate(self, task_id: int, split: Split) -> float:
-        """Test accuracy of a finished task with its own mask M_t (invariant 4)."""
+        """Test accuracy of a finished task with its own mask M_t (docs/design.md, invariant 4)."""
         check_task_id(task_id, self.num_tasks)
         return accuracy(self.net, task_id, self.masks[task_id], split.to(self.device))
 

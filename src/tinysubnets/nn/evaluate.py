@@ -20,7 +20,8 @@ from tinysubnets.tasks import Split, iterate_batches
 def accuracy(
     net: TSNNetwork, task_id: int, masks: dict[str, Tensor], split: Split, batch_size: int = 2000
 ) -> float:
-    """Top-1 accuracy (%) of task ``task_id`` computed with ``masks`` (invariant 4: its own).
+    """Top-1 accuracy (%) of task ``task_id`` computed with ``masks`` (its own: docs/design.md,
+    invariant 4).
 
     Always in eval mode: BatchNorm uses the task's stored statistics and does not update them.
     """

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from tinysubnets.data.memmap import (
+    TRANSFORM,
     channel_mean_std,
     decoded_folder,
     list_folder_pair,
@@ -19,7 +20,7 @@ from tinysubnets.data.memmap import (
 )
 from tinysubnets.scenarios.base import Scenario
 from tinysubnets.scenarios.sources import find_folder_pair
-from tinysubnets.scenarios.vision import class_order, class_tasks
+from tinysubnets.scenarios.vision import class_order, class_tasks, image_record
 from tinysubnets.tasks.streaming import StreamedImages
 
 CLASSES_PER_TASK = 10
@@ -44,5 +45,9 @@ def streamed_class_split(
         f"{name} ImageFolder trees in {root.resolve()} ({test_folder}/ as the test set), "
         f"decoded at {size}x{size} into {train.path.parent} (uint8, memory-mapped)"
     )
+    record = image_record(
+        size, inputs[0].mean, inputs[0].std, name, resize="shorter-side-center-crop",
+        shorter_side=round(size * 256 / 224), crop=size, transform=TRANSFORM,
+    )
     return class_tasks(name, (inputs[0], train.labels), (inputs[1], test.labels), order,
-                       n_tasks, CLASSES_PER_TASK, seed, val_fraction, source)
+                       n_tasks, CLASSES_PER_TASK, seed, val_fraction, source, record)

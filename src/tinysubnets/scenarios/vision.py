@@ -4,6 +4,10 @@ Images become float tensors (N, C, H, W), normalised per channel with the traini
 mean and deviation; grey images get 3 channels where the backbone wants colour, 28×28 digits are
 padded to 32×32 (as GPM's 5-datasets loader does) and other sizes resized. Class splits are built
 by `class_tasks`, from tensors in memory or from images streamed from disk alike.
+
+Each task records this recipe (`image_record`: size, channels, how images are brought there, the
+float32 statistics used) in ``Task.preprocess``, so `tinysubnets.preprocess.apply` turns raw
+images into the same tensors after training, from the model file alone.
 """
 
 from __future__ import annotations
@@ -44,11 +48,34 @@ def to_tensor(images: ImageSet, size: int, channels: int = 3) -> Tensor:
     return x.contiguous()
 
 
-def normalise(train: Tensor, *others: Tensor) -> list[Tensor]:
-    """Standardise every tensor per channel with ``train``'s statistics."""
+def channel_stats(train: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and deviation (1, C, 1, 1) of ``train``, as `normalise` uses them."""
     mean = train.mean(dim=(0, 2, 3), keepdim=True)
     std = train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    return mean, std
+
+
+def normalise(train: Tensor, *others: Tensor) -> list[Tensor]:
+    """Standardise every tensor per channel with ``train``'s statistics."""
+    mean, std = channel_stats(train)
     return [(t - mean) / std for t in (train, *others)]
+
+
+def image_record(
+    size: int, mean: Tensor, std: Tensor, dataset: str, resize: str = "pad-or-bilinear",
+    **extra: object,
+) -> dict[str, object]:
+    """``Task.preprocess`` of an image task: what `to_tensor` (or, with ``resize``
+    "shorter-side-center-crop", the ImageNet decoder) and `normalise` did, with the exact
+    float32 statistics (exact as JSON numbers too: a float32 is a double)."""
+    return {
+        "kind": "image", "dataset": dataset, "size": size, "channels": int(mean.numel()),
+        "layout": "NCHW", "scale": 255.0, "resize": resize,
+        "grey_to_rgb": "repeat", "rgb_to_grey": "mean",
+        "mean": [float(v) for v in mean.flatten().tolist()],
+        "std": [float(v) for v in std.flatten().tolist()],
+        **extra,
+    }
 
 
 def class_order(
@@ -72,12 +99,12 @@ def class_order(
 def class_tasks(
     name: str, train: tuple[Inputs, np.ndarray], test: tuple[Inputs, np.ndarray],
     order: np.ndarray, n_tasks: int, classes_per_task: int, seed: int, val_fraction: float,
-    source: str,
+    source: str, preprocess: dict | None = None,
 ) -> Scenario:
     """``n_tasks`` tasks of the classes in ``order`` (see `class_order`), ``classes_per_task``
     each, from model-ready (inputs, labels) of the train and test images; labels within a task
     are 0..classes_per_task-1. Each task carves its validation split from its training images
-    (seeded)."""
+    (seeded). ``preprocess`` is every task's record of how raw images became the inputs."""
     (x_train, train_labels), (x_test, test_labels) = train, test
     y_train, y_test = torch.from_numpy(train_labels), torch.from_numpy(test_labels)
 
@@ -101,7 +128,7 @@ def class_tasks(
     tasks = tuple(
         Task(f"{name}-{t}", tuple(int(c) for c in order[t * classes_per_task :
                                                           (t + 1) * classes_per_task]),
-             maker(t))
+             maker(t), dict(preprocess or {}))
         for t in range(n_tasks)
     )
     return Scenario(name=name, tasks=tasks, input_shape=tuple(x_train.shape[1:]), source=source)
@@ -114,9 +141,12 @@ def class_split(
     """`class_tasks` of a dataset held in memory, as size×size×3 images normalised with the
     training split's statistics."""
     order = class_order(name, train.labels, test.labels, n_tasks, classes_per_task, seed)
-    x_train, x_test = normalise(to_tensor(train, size), to_tensor(test, size))
+    x_train, x_test = to_tensor(train, size), to_tensor(test, size)
+    mean, std = channel_stats(x_train)
+    x_train, x_test = ((x - mean) / std for x in (x_train, x_test))  # `normalise`, spelled out
     return class_tasks(name, (x_train, train.labels), (x_test, test.labels), order, n_tasks,
-                       classes_per_task, seed, val_fraction, source)
+                       classes_per_task, seed, val_fraction, source,
+                       image_record(size, mean, std, name))
 
 
 def one_task_per_dataset(
@@ -127,7 +157,9 @@ def one_task_per_dataset(
     own training statistics; the task's classes are the dataset's."""
     tasks = []
     for t, (dataset, train, test) in enumerate(datasets):
-        x_train, x_test = normalise(to_tensor(train, size), to_tensor(test, size))
+        x_train, x_test = to_tensor(train, size), to_tensor(test, size)
+        mean, std = channel_stats(x_train)
+        x_train, x_test = ((x - mean) / std for x in (x_train, x_test))  # `normalise`
         y_train, y_test = torch.from_numpy(train.labels), torch.from_numpy(test.labels)
         fit, val = train_val_indices(len(train), val_fraction, seed * 1_000 + t)
         parts = {
@@ -136,5 +168,6 @@ def one_task_per_dataset(
             "test": Split(x_test, y_test),
         }
         n_classes = int(max(train.labels.max(), test.labels.max())) + 1
-        tasks.append(Task(dataset, tuple(range(n_classes)), parts.__getitem__))
+        tasks.append(Task(dataset, tuple(range(n_classes)), parts.__getitem__,
+                          image_record(size, mean, std, dataset)))
     return Scenario(name=name, tasks=tuple(tasks), input_shape=(3, size, size), source=source)
