@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import builtin_learner, builtin_net, tiny_config
+from conftest import builtin_learner, builtin_net
+from user_models import toy_data
 
-from tinysubnets import load
+from tinysubnets import RunConfig, TrainConfig, load
 from tinysubnets.artifact import write_model
 from tinysubnets.nn.network import TSNNetwork
-from tinysubnets.tasks import Split, Task
+from tinysubnets.tasks import Task
 
 
 @pytest.mark.parametrize(
@@ -39,28 +40,31 @@ def test_forward_shape_and_weight_count(name: str, kwargs: dict, count: int, fea
 
 
 def _task(t: int, n: int = 192) -> Task:
-    g = torch.Generator().manual_seed(100 + t)
-    x = torch.randn(n, 3, 16, 16, generator=g)
-    y = (x[:, t % 3].mean((1, 2)) > 0).long() + 2 * (x[:, 0, :8].mean((1, 2)) > 0).long()
-    splits = {"train": Split(x[:128], y[:128]), "val": Split(x[128:160], y[128:160]),
-              "test": Split(x[160:], y[160:])}
-    return Task(f"toy-{t}", tuple(range(4)), lambda which: splits[which])
+    """A learnable toy task on 3×16×16 inputs: the class is the brightest quarter."""
+    x, y, xt, yt = toy_data(t, n + 32, shape=(3, 16, 16), labels=(0, 1, 2, 3))
+    return Task.from_tensors(f"toy-{t}", x, y, xt, yt, seed=t)
 
 
 def test_per_task_batchnorm_keeps_finished_tasks_bit_exact(tmp_path) -> None:
-    cfg = tiny_config(epochs=2, batch_size=32, lr=0.01)
+    cfg = RunConfig(tasks=2, seed=7, train=TrainConfig(epochs=5, batch_size=32, lr=0.01))
     learner = builtin_learner(cfg, "tinynet", size=16, channels=8, width=32)
-    probe = torch.randn(20, 3, 16, 16, generator=torch.Generator().manual_seed(9))
     tasks = [_task(0), _task(1)]
+    probe = tasks[0].split("test").x[:20]
     learner.add_head(4)
     learner.learn(tasks[0], tasks[0].split("train"), tasks[0].split("val"), progress=False)
     first = learner.logits(probe, 0)
+    assert (first.std(0) > 1e-3).all()  # the logits depend on the input
+    assert learner.evaluate(0, tasks[0].split("test")) > 50  # it learned something
+    template = {k: v.clone() for k, v in learner.net.backbone.state_dict().items()}
     stats = {k: v.clone() for k, v in learner.net.norms[0].state_dict().items()}
     learner.add_head(4)
     learner.learn(tasks[1], tasks[1].split("train"), tasks[1].split("val"), progress=False)
     assert torch.equal(learner.logits(probe, 0), first)
     for k, v in learner.net.norms[0].state_dict().items():
         assert torch.equal(v, stats[k]), k
+    # Every norm layer is per task: the backbone's own (the tasks' starting point) never moves.
+    assert learner.net.norm_names == ("bn1", "bn2", "bn3", "bn4")
+    assert all(torch.equal(v, template[k]) for k, v in learner.net.backbone.state_dict().items())
     # Task 1 trained its own norms: their statistics moved away from the initial ones.
     assert not torch.equal(learner.net.norm_state(1)["bn1.running_mean"], torch.zeros(8))
     # A prediction does not depend on the rest of its batch (stored statistics, eval mode).

@@ -84,6 +84,7 @@ def test_predictions_come_back_as_the_users_labels(tmp_path: Path) -> None:
     labels = model.predict(x, 1)
     assert set(labels.tolist()) <= {"cat", "dog", "emu", "fox"}
     assert np.array_equal(labels, learner.predict(x, 1))
+    assert np.array_equal(model.predict(x.numpy(), 1), labels)  # numpy inputs too
     y = toy_data(1, shape=(64,), labels=("cat", "dog", "emu", "fox"))[3]
     assert 100.0 * float(np.mean(labels == np.asarray(y))) == pytest.approx(result.R[1][1])
     assert model.labels(0) == ["cat", "dog", "emu", "fox"]

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from tinysubnets.artifact.capacity import ModelCapacity
 from tinysubnets.nn.evaluate import accuracy
-from tinysubnets.nn.network import TSNNetwork, check_task_id
+from tinysubnets.nn.network import TSNNetwork, as_batch, check_task_id
 from tinysubnets.tasks import Split
 
 
@@ -62,7 +62,7 @@ class CompressedModel(nn.Module):
 
     def logits(self, x: Tensor, task_id: int) -> Tensor:
         """Logits of task ``task_id`` on a batch ``x`` (moved to the model's device)."""
-        return self.net.task_logits(x.to(self.device), task_id, self.masks)
+        return self.net.task_logits(as_batch(x).to(self.device), task_id, self.masks)
 
     def labels(self, task_id: int) -> list[Any]:
         """Task ``task_id``'s labels, the user's values, in class-index order."""

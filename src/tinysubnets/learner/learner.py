@@ -28,7 +28,7 @@ from tinysubnets.learner.replay import keep_samples
 from tinysubnets.learner.similarity import FeatureStats, divergences, feature_stats, sample
 from tinysubnets.learner.trainer import TrainOutcome, mask_selectors, select_masks, train_task
 from tinysubnets.nn.evaluate import accuracy
-from tinysubnets.nn.network import TSNNetwork, check_task_id
+from tinysubnets.nn.network import TSNNetwork, as_batch, check_task_id
 from tinysubnets.tasks import Split, Task
 
 
@@ -262,7 +262,7 @@ class Learner:
 
     def logits(self, x: Tensor, task_id: int) -> Tensor:
         """Logits of a finished task on inputs ``x`` (shape (N, *input shape))."""
-        return self.net.task_logits(x.to(self.device), task_id, self.masks)
+        return self.net.task_logits(as_batch(x).to(self.device), task_id, self.masks)
 
     def predict(self, x: Tensor, task_id: int) -> np.ndarray:
         """Predicted labels of a finished task, as the user's own label values (see

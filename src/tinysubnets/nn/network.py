@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from copy import deepcopy
 from math import prod
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
@@ -54,6 +55,15 @@ def set_head_values(head: nn.Linear, values: Tensor) -> None:
     n = head.weight.numel()
     head.weight.copy_(values[:n].view_as(head.weight))
     head.bias.copy_(values[n:])
+
+
+def as_batch(x: Tensor | np.ndarray) -> Tensor:
+    """A batch of inputs as a tensor: numpy arrays are taken as they are (no copy)."""
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(x)
+    if not isinstance(x, Tensor):
+        raise ShapeError(f"inputs must be a tensor or a numpy array, got {type(x).__name__}")
+    return x
 
 
 def check_task_id(task_id: object, num_tasks: int) -> None:
@@ -149,14 +159,20 @@ class TSNNetwork(nn.Module):
         children = list(self.backbone.named_children()) if isinstance(
             self.backbone, nn.Sequential) else [("", self.backbone)]
 
-        def inside(prefix: str, name: str) -> bool:
-            return not prefix or name.startswith(prefix + ".")
+        def inside(prefix: str, name: str) -> bool:  # a norm layer may be the stage itself
+            return not prefix or name == prefix or name.startswith(prefix + ".")
 
-        return [
+        stages = [
             (prefix, module, tuple(n for n in self.param_names if inside(prefix, n)),
              tuple(n for n in self.norm_names if inside(prefix, n)))
             for prefix, module in children
         ]
+        # Each masked parameter and norm layer is handed in by exactly one stage; one left
+        # out would compute with the module's own tensors, shared by every task.
+        for names, i in ((self.param_names, 2), (self.norm_names, 3)):
+            if sorted(n for stage in stages for n in stage[i]) != sorted(names):
+                raise RuntimeError(f"stages do not cover {names} exactly once (a bug)")
+        return stages
 
     def stage_of(self, name: str) -> int:
         """The stage that holds backbone parameter ``name``."""
