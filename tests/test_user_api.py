@@ -226,3 +226,16 @@ def test_the_seed_alone_fixes_a_run_unless_the_modules_values_are_kept(tmp_path:
                              backbone=module, progress=False, stop_after=0)
         values = learner.net.masked_layers()["fc.weight"].weight
         assert torch.equal(values, torch.full_like(values, 0.25)) == kept
+
+
+def test_a_user_run_folder_gets_its_report(cnn_run, tmp_path: Path) -> None:
+    from tinysubnets.report.build import write_report
+
+    out, *_ = cnn_run
+    plain = write_report([out], tmp_path / "plain").path.read_text()
+    assert "## Accuracy matrix R (%)" in plain and "## Capacity by part (Table 1)" in plain
+    assert "Not measured: the model was trained with the user's own backbone" in plain
+    full = write_report([out], tmp_path / "full", backbone=UserCNN()).path.read_text()
+    table6 = full.split("(Table 6)")[1].split("##")[0]
+    assert "| mean |" in table6 and "Not measured" not in table6
+    assert "the run's tasks are the user's own" in full.split("(Table 7)")[1]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from matplotlib.figure import Figure
+from torch import nn
 
 from tinysubnets.atomic import write_text
 from tinysubnets.errors import DataError
@@ -122,13 +123,14 @@ def markdown(ctx: Context, report: Report) -> str:
 
 def write_report(
     run_dirs: Sequence[Path], out: Path | None = None, data_dir: str | Path | None = None,
-    activations: bool = True,
+    activations: bool = True, backbone: nn.Module | None = None,
 ) -> Report:
     """Read the run folders (a `DataError` names one that is not a run) and write the report.
 
     ``out`` defaults to the run folder for one run, ``./report`` for several. ``data_dir``
     (default: the one each run's config records) is where Table 7 finds the data;
-    ``activations=False`` skips Table 7.
+    ``activations=False`` skips Table 7. ``backbone``: a fresh instance of the user's module,
+    for runs trained with one (Tables 6 and 7 load the model file).
     """
     if not run_dirs:
         raise ValueError("write_report needs at least one run folder")
@@ -139,7 +141,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     report = Report(out / REPORT)
     ctx = Context(runs, data_dir=None if data_dir is None else str(data_dir),
-                  activations=activations)
+                  activations=activations, backbone=backbone)
     _draw(ctx, out, report)
     rows = [row for run in runs for row in long_rows(run.results, run.label)]
     write_text(out / LONG_CSV, long_csv(rows))

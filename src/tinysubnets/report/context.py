@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from tinysubnets.report.rundir import RunData
 
 Blocks = list[str | None]  # markdown paragraphs/tables/figure links; None ones are dropped
@@ -32,6 +34,7 @@ class Context:
     data_dir: str | None = None  # the scenario's data, for sections that measure (Table 7)
     activations: bool = True  # measure accuracy with quantized activations (needs the data)
     models: dict[Path, Any] = field(default_factory=dict)  # model files loaded once per report
+    backbone: nn.Module | None = None  # a fresh instance of the user's module, if the runs use one
 
     @property
     def several(self) -> bool:

@@ -12,22 +12,32 @@ from statistics import mean
 
 from tinysubnets.artifact import CompressedModel, load
 from tinysubnets.compression.activations import model_activation_accuracy
-from tinysubnets.errors import TSNError
+from tinysubnets.errors import DataError, TSNError
 from tinysubnets.report.context import Context, SectionOut
 from tinysubnets.report.flops import model_ops
 from tinysubnets.report.markdown import num, table
 from tinysubnets.report.rundir import RunData
+from tinysubnets.runs import USER_SCENARIO
 from tinysubnets.scenarios import scenario_of_model
 
 ACTIVATION_BITS = (4, 8, 16)
 
 
-def _model(ctx: Context, run: RunData) -> CompressedModel | None:
-    """The run's model file, loaded once per report."""
+def _model(ctx: Context, run: RunData) -> CompressedModel | str | None:
+    """The run's model file, loaded once per report; or why it cannot be (a user backbone
+    and no module given)."""
     if run.model_path is None:
         return None
     if run.model_path not in ctx.models:
-        ctx.models[run.model_path] = load(run.model_path)
+        try:
+            ctx.models[run.model_path] = load(run.model_path, ctx.backbone)
+        except DataError as e:
+            if "user backbone" not in str(e):
+                raise
+            ctx.models[run.model_path] = (
+                "Not measured: the model was trained with the user's own backbone; pass it to "
+                "`write_report(..., backbone=Module())` or `tsn report --backbone "
+                "package.module:Class`.")
     return ctx.models[run.model_path]
 
 
@@ -39,7 +49,10 @@ def _cells(values: list[float | None]) -> list[str]:
 
 def flops_section(ctx: Context, run: RunData) -> SectionOut:
     """Table 6: per task, MFLOPs dense and with M_t, and bit-operations at several widths."""
+    title = "FLOPs and bit-operations per task (Table 6)"
     model = _model(ctx, run)
+    if isinstance(model, str):
+        return title, [model]
     if model is None or model.num_tasks == 0:
         return None
     values = [[o.dense_flops, o.sparse_flops, 100.0 * o.sparse_macs / max(1, o.dense_macs),
@@ -48,7 +61,7 @@ def flops_section(ctx: Context, run: RunData) -> SectionOut:
     rows = [[t, *_cells(v)] for t, v in enumerate(values)]
     rows.append(["mean", *_cells([mean(v[i] or 0.0 for v in values)
                                   for i in range(len(values[0]))])])
-    return "FLOPs and bit-operations per task (Table 6)", [
+    return title, [
         "Per input sample, for the MAC layers (masked layers and the task's head; BatchNorm, "
         "ReLU, pooling and additions left out). MFLOPs = 2 × MACs / 10^6; dense: every backbone "
         "weight; sparse: only those in the task's mask M_t. Bit-operations (M BOPs) = MACs × "
@@ -66,10 +79,16 @@ def activations_section(ctx: Context, run: RunData) -> SectionOut:
     quantized to 4, 8 and 16 bits (uniform, per layer, calibrated on the validation split)."""
     if not ctx.activations:
         return None
+    title = "Accuracy with quantized activations (Table 7)"
     model = _model(ctx, run)
+    if isinstance(model, str):
+        return title, [model]
     if model is None or model.num_tasks == 0:
         return None
-    title = "Accuracy with quantized activations (Table 7)"
+    if model.scenario.get("name") == USER_SCENARIO:
+        return title, ["Not measured here: the run's tasks are the user's own, which a report "
+                       "cannot rebuild; measure them from Python with "
+                       "`compression.activations.model_activation_accuracy`."]
     data_dir = ctx.data_dir or run.config.get("data_dir")
     try:
         scenario = scenario_of_model(model.scenario, model.num_tasks, data_dir)
