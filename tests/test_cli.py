@@ -4,11 +4,16 @@ nothing half-written; a good run writes its folder."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from conftest import with_header
 
+from tinysubnets import RunConfig, run
 from tinysubnets.cli import main
+from tinysubnets.data import write_idx
 
 QUICK = ["--tasks", "2", "--epochs", "1", "--no-progress"]
 
@@ -120,3 +125,90 @@ def test_config_file_and_unknown_keys(tmp_path, capsys) -> None:
     cfg.write_text("tasks: [1, 2\n")
     err = _error(capsys, ["run", "--config", str(cfg), "--out", str(tmp_path / "r3")])
     assert "not valid YAML" in err
+
+
+# --- tsn eval: the data the file records ------------------------------------------------------
+
+MNIST_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+def _idx_folder(folder: Path, seed: int, n_train: int = 200, n_test: int = 50) -> Path:
+    """Four IDX files named like MNIST's (whatever they hold: another seed, another dataset)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz",
+                  rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz",
+                  rng.integers(0, 10, n).astype(np.uint8))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def embedded_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-task p-MNIST model of the embedded subset: it records data_dir None."""
+    out = tmp_path_factory.mktemp("embedded") / "run"
+    run(RunConfig.for_scenario("pmnist", tasks=2, train={"epochs": 1}), out=out, progress=False)
+    return out / "model.tsn"
+
+
+def test_eval_refuses_other_data_with_the_same_file_names(embedded_model: Path, tmp_path,
+                                                          capsys) -> None:
+    fashion = _idx_folder(tmp_path / "fashion-as-mnist", seed=5)
+    assert [p.name for p in sorted(fashion.iterdir())] == sorted(MNIST_NAMES)
+    err = _error(capsys, ["eval", str(embedded_model), "--data-dir", str(fashion)])
+    assert "not the data the model was tested on" in err and "--force" in err
+    assert "recorded: mnist embedded subset" in err
+    assert f"found: mnist IDX files in {fashion}" in err
+    assert main(["eval", str(embedded_model), "--data-dir", str(fashion), "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "ACC" in out and "note: --force" in out
+
+
+def test_eval_reads_the_recorded_folder_or_says_what_is_missing(tmp_path, capsys) -> None:
+    data = _idx_folder(tmp_path / "mnist", seed=1)
+    cfg = RunConfig.for_scenario("pmnist", tasks=1, data_dir=str(data), train={"epochs": 1})
+    result, _ = run(cfg, out=tmp_path / "run", progress=False)
+    model = tmp_path / "run" / "model.tsn"
+    assert main(["eval", str(model)]) == 0  # no --data-dir: the folder the file records
+    out = capsys.readouterr().out
+    assert f"ACC {result.acc:.2f} over 1 tasks" in out and str(data.resolve()) in out
+    data.rename(tmp_path / "moved")
+    err = _error(capsys, ["eval", str(model)])
+    assert f"read from {data.resolve()}, which is not there now" in err
+    assert "pass --data-dir" in err and "train-images-idx3-ubyte.gz" in err
+    assert main(["eval", str(model), "--data-dir", str(tmp_path / "moved")]) == 0
+    assert f"ACC {result.acc:.2f} over 1 tasks" in capsys.readouterr().out
+
+
+def test_eval_of_a_download_without_the_cache_asks_for_download(
+    embedded_model: Path, tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("TSN_CACHE_DIR", str(tmp_path / "empty-cache"))
+    model = tmp_path / "model.tsn"
+    model.write_bytes(with_header(embedded_model.read_bytes(),
+                                  lambda h: h["scenario"].update(download=True)))
+    err = _error(capsys, ["eval", str(model)])
+    assert "download cache, which lacks" in err and "pass --download" in err
+    assert "train-images-idx3-ubyte.gz" in err
+
+
+def test_eval_of_user_tasks_explains_why_not(embedded_model: Path, tmp_path, capsys) -> None:
+    model = tmp_path / "model.tsn"
+    model.write_bytes(with_header(embedded_model.read_bytes(),
+                                  lambda h: h["scenario"].update(name="custom")))
+    err = _error(capsys, ["eval", str(model)])
+    assert "the user's own" in err and "Evaluate from Python" in err
+
+
+def test_eval_of_a_file_without_fingerprint_checks_the_source(embedded_model: Path, tmp_path,
+                                                              capsys) -> None:
+    model = tmp_path / "model.tsn"
+    model.write_bytes(with_header(embedded_model.read_bytes(), lambda h: [
+        h["scenario"].pop(k) for k in ("fingerprint", "data_dir", "download")]))
+    assert main(["eval", str(model)]) == 0
+    assert "records no fingerprint" in capsys.readouterr().out
+    other = _idx_folder(tmp_path / "other", seed=2)
+    err = _error(capsys, ["eval", str(model), "--data-dir", str(other)])
+    assert "no fingerprint recorded, and another source" in err

@@ -16,6 +16,7 @@ from tinysubnets import RunConfig, load, run
 from tinysubnets.cli import main
 from tinysubnets.data import write_idx
 from tinysubnets.errors import ConfigError, DataError
+from tinysubnets.preprocess import apply, read_images
 from tinysubnets.scenarios import build_scenario
 
 
@@ -69,6 +70,24 @@ def test_split_cifar10_from_an_imagefolder_archive(tmp_path: Path) -> None:
     assert not torch.equal(other.tasks[0].split("test").x, scenario.tasks[0].split("test").x)
 
 
+def test_split_cifar10_records_how_image_files_become_its_inputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TSN_CACHE_DIR", str(tmp_path / "cache"))
+    _cifar_jpg_archive(tmp_path)
+    scenario = build_scenario(RunConfig.for_scenario("cifar10", data_dir=str(tmp_path), seed=3))
+    classes = sorted((tmp_path / "cifar10-jpg" / "test").iterdir())
+    for task in scenario.tasks:
+        record = task.preprocess
+        assert (record["kind"], record["dataset"], record["size"]) == ("image", "cifar10", 32)
+        assert len(record["mean"]) == len(record["std"]) == 3
+        files = [f for c in task.labels for f in sorted(classes[c].iterdir())]
+        assert len(files) == len(task.split("test"))
+        # the PNG files of the task's classes, through the record: its test inputs exactly
+        images = read_images(sorted(files))  # class order is the label order: sorted as well
+        assert torch.equal(apply(record, images), task.split("test").x)
+
+
 def test_five_datasets_two_tasks_end_to_end(tmp_path: Path, capsys) -> None:
     _idx_dataset(tmp_path / "mnist", 120, 40, seed=1)
     _idx_dataset(tmp_path / "notmnist", 0, 150, seed=2, t10k_only=True)
@@ -89,6 +108,11 @@ def test_five_datasets_two_tasks_end_to_end(tmp_path: Path, capsys) -> None:
     # the file alone, with the data folder: the same accuracies (its datasets are recorded)
     assert main(["eval", str(tmp_path / "run" / "model.tsn"), "--data-dir", str(tmp_path)]) == 0
     assert f"ACC {result.acc:.2f} over 2 tasks" in capsys.readouterr().out
+    # ... and without it: the file records the folder, and each task's preprocessing
+    assert main(["eval", str(tmp_path / "run" / "model.tsn")]) == 0
+    assert f"ACC {result.acc:.2f} over 2 tasks" in capsys.readouterr().out
+    assert [model.task_info[t]["preprocess"]["dataset"] for t in range(2)] == ["mnist",
+                                                                                "notmnist"]
 
 
 def test_missing_datasets_say_what_to_put_where(tmp_path: Path) -> None:

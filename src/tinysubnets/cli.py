@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -21,6 +23,10 @@ from tinysubnets.config import (
 from tinysubnets.errors import ConfigError, TSNError
 from tinysubnets.runs import resolved_config, run
 from tinysubnets.scenarios import SCENARIOS
+
+if TYPE_CHECKING:
+    from tinysubnets.artifact.model import CompressedModel
+    from tinysubnets.artifact.reader import ParsedModel
 
 DESCRIPTION = """\
 TinySubNets (TSN): learn a sequence of tasks in one network without forgetting.
@@ -39,6 +45,15 @@ examples:
 Settings are read in this order, later wins: defaults, the scenario's preset,
 --config FILE.yaml, flags. The run folder gets config.yaml, results.json,
 accuracy_matrix.csv, model.tsn, capacity.json and checkpoint.pt.
+"""
+
+
+PREDICT_EPILOG = """\
+examples:
+  tsn predict runs/p/model.tsn --task 3 digits.npy        raw (N, 28, 28) uint8 MNIST images
+  tsn predict runs/c/model.tsn --task 0 photos/            every image in photos/, by name
+  tsn predict runs/u/model.tsn --task 1 x.npy --backbone mynets:MyCNN
+                                                          your own tasks: model-ready floats
 """
 
 
@@ -153,17 +168,49 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser(
         "eval", help="measure each task's test accuracy from a model file alone",
-        description="Rebuild the scenario's test splits and measure every task in MODEL.tsn "
-        "with nothing but the file (no checkpoint, no training state).",
+        description="Rebuild the scenario's test splits from the data the file records and "
+        "measure every task in MODEL.tsn with nothing but the file (no checkpoint, no training "
+        "state). The data is read where the run read it, unless --data-dir says otherwise, and "
+        "must match the fingerprint the file records.",
     )
     e.add_argument("model", type=Path, metavar="MODEL.tsn")
     e.add_argument("--scenario", choices=SCENARIOS,
                    help="scenario of the model (default: the one its header names)")
-    e.add_argument("--data-dir", type=Path, help="folder with the dataset's standard files")
-    e.add_argument("--download", action="store_true", help="download the dataset")
+    e.add_argument("--data-dir", type=Path,
+                   help="folder with the dataset's standard files (default: the folder the file "
+                   "records)")
+    e.add_argument("--download", action="store_true",
+                   help="download what is missing (official sources, checksums verified)")
+    e.add_argument("--force", action="store_true",
+                   help="evaluate even on data whose fingerprint differs from the recorded one")
+    e.add_argument("--backbone", metavar="MODULE:CLASS",
+                   help="a model of a built-in scenario trained with your own backbone: import "
+                   "MODULE and build CLASS() with no arguments")
     e.add_argument("--threads", type=int, help="CPU threads for torch")
     e.add_argument("--device", default="cpu", metavar="DEV",
                    help="where to compute: cpu (default), cuda, cuda:N, or auto")
+
+    pr = sub.add_parser(
+        "predict", help="print the label a model file predicts for each input",
+        description="Predict with task T of MODEL.tsn. INPUTS are preprocessed as the file "
+        "records for the task\n(image size, normalisation, p-MNIST's permutation); then one "
+        "line per input is printed:\nits name (file name, or index in a .npy), a tab, and its "
+        "label (the task's own values).",
+        epilog=PREDICT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pr.add_argument("model", type=Path, metavar="MODEL.tsn")
+    pr.add_argument("--task", type=int, required=True, metavar="T", help="task id (from 0)")
+    pr.add_argument("inputs", type=Path, metavar="INPUTS",
+                    help="a .npy file (raw uint8 images for the built-in scenarios, model-ready "
+                    "float arrays for your own tasks), an image file, or a folder of images")
+    pr.add_argument("--backbone", metavar="MODULE:CLASS",
+                    help="for a model trained with your own backbone: import MODULE (from the "
+                    "current folder or the Python path) and build CLASS() with no arguments")
+    pr.add_argument("--batch-size", type=int, default=256, metavar="N",
+                    help="inputs read and predicted at a time (default 256)")
+    pr.add_argument("--threads", type=int, help="CPU threads for torch")
+    pr.add_argument("--device", default="cpu", metavar="DEV",
+                    help="where to compute: cpu (default), cuda, cuda:N, or auto")
 
     i = sub.add_parser(
         "inspect", help="print a model file's capacity per part, task and layer",
@@ -253,36 +300,80 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _decoded(args: argparse.Namespace, parsed: ParsedModel) -> CompressedModel:
+    """The model of a parsed file on ``--device``, built into ``--backbone`` when the file's
+    backbone is the user's own (its class is not in the file)."""
+    from tinysubnets.artifact.reader import decode
+    from tinysubnets.device import resolve_device
+    from tinysubnets.predict_inputs import user_backbone
+
+    spec = parsed.header["backbone"]
+    if args.backbone is None and "name" not in spec:
+        raise ConfigError(f"{args.model} was trained with your own backbone "
+                          f"({spec.get('module', '?')}): pass --backbone MODULE:CLASS, the module "
+                          "that defines it and the class name")
+    backbone = user_backbone(args.backbone) if args.backbone else None
+    return decode(parsed, backbone).to(resolve_device(args.device))
+
+
 def _eval(args: argparse.Namespace, console: Console) -> int:
     import torch
     from rich.table import Table
 
-    from tinysubnets.artifact import load
-    from tinysubnets.device import resolve_device
-    from tinysubnets.scenarios import scenario_of_model
+    from tinysubnets.artifact.reader import parse, read_bytes
+    from tinysubnets.scenarios.recorded import recorded_scenario
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = load(args.model).to(resolve_device(args.device))
-    if model.num_tasks == 0:
+    parsed = parse(read_bytes(args.model), str(args.model))
+    n_tasks = len(parsed.header["tasks"])
+    if n_tasks == 0:
         raise TSNError(f"{args.model} holds no finished task: nothing to evaluate")
     data_dir = None if args.data_dir is None else str(args.data_dir)
-    try:
-        scenario = scenario_of_model(
-            model.scenario, model.num_tasks, data_dir, args.download, args.scenario
-        )
-    except ConfigError as e:
-        raise ConfigError(f"{args.model}: {e}") from None
+    try:  # before decoding: a user's backbone is not needed to be told the data is missing
+        rebuilt = recorded_scenario(parsed.header.get("scenario", {}), n_tasks, data_dir,
+                                    args.download, args.scenario, args.force)
+    except TSNError as e:
+        raise type(e)(f"{args.model}: {e}") from None
+    model = _decoded(args, parsed)
     table = Table(title=f"{args.model}: test accuracy per task, from the file alone")
     table.add_column("task", justify="right")
     table.add_column("accuracy %", justify="right")
     accs = []
-    for t, task in enumerate(scenario.tasks):
+    for t, task in enumerate(rebuilt.scenario.tasks):
         accs.append(model.evaluate(t, task.split("test")))
         table.add_row(str(t), f"{accs[-1]:.2f}")
     console.print(table)
     acc = sum(accs) / len(accs)
-    console.print(f"ACC {acc:.2f} over {len(accs)} tasks; data: {scenario.source}")
+    console.print(f"ACC {acc:.2f} over {len(accs)} tasks; data: {rebuilt.scenario.source}",
+                  highlight=False, soft_wrap=True)
+    for note in rebuilt.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    return 0
+
+
+def _predict(args: argparse.Namespace, console: Console) -> int:
+    import torch
+
+    from tinysubnets.artifact.reader import parse, read_bytes
+    from tinysubnets.nn.network import check_task_id
+    from tinysubnets.predict_inputs import input_batches
+    from tinysubnets.preprocess import apply
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    model = _decoded(args, parse(read_bytes(args.model), str(args.model)))
+    check_task_id(args.task, model.num_tasks)
+    record = model.task_info[args.task].get("preprocess", {})
+    try:
+        for names, raw in input_batches(args.inputs, args.batch_size):
+            labels = model.predict(apply(record, raw), args.task).tolist()
+            sys.stdout.write("".join(f"{n}\t{v}\n" for n, v in zip(names, labels, strict=True)))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `tsn predict ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
@@ -326,7 +417,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    commands = {"run": _run, "eval": _eval, "inspect": _inspect, "report": _report}
+    commands = {"run": _run, "eval": _eval, "predict": _predict, "inspect": _inspect,
+                "report": _report}
     try:
         return commands[args.command](args, console)
     except TSNError as e:

@@ -65,8 +65,10 @@ def _missing_from_cache(info: dict[str, Any]) -> list[Path]:
     return missing
 
 
-def _location(info: dict[str, Any], data_dir: str | None, download: bool) -> tuple[
-        str | None, bool]:
+Location = tuple[str | None, bool]  # (data_dir, download)
+
+
+def _location(info: dict[str, Any], data_dir: str | None, download: bool) -> Location:
     """(data_dir, download) to rebuild with: the user's, else the recorded location; a
     recorded location that is gone is one error saying what is needed."""
     recorded = info.get("data")
@@ -78,15 +80,17 @@ def _location(info: dict[str, Any], data_dir: str | None, download: bool) -> tup
             f"the test data was read from {where}, which is not there now (recorded: "
             f"{recorded}); pass --data-dir with {needed(info)}"
         )
-    if info.get("download") and not download and where is None:
+    if info.get("download") and not download:
         missing = _missing_from_cache(info)
-        if missing:
+        if missing and where is None:
             raise DataError(
                 f"the test data came from the download cache, which lacks "
                 f"{', '.join(map(str, missing[:4]))} (recorded: {recorded}); pass --download "
                 f"to fetch it again (checksums verified), or --data-dir with {needed(info)}"
             )
-        download = True  # every file is in the cache: verified there, nothing is fetched
+        # With every file in the cache, nothing is fetched (the files are only verified);
+        # otherwise the recorded folder must hold what the cache lacks.
+        download = not missing
     return where, download
 
 
@@ -97,7 +101,7 @@ def _check(info: dict[str, Any], scenario: Scenario, tasks: int, force: bool) ->
     if prints is not None:
         diffs = fingerprint.differences(prints, scenario, tasks)
         if not diffs:
-            return []
+            return ["the test data matches the fingerprint the file records"]
         why = "; ".join(diffs[:3]) + ("; ..." if len(diffs) > 3 else "")
         what = "its fingerprint differs"
     elif recorded is None or recorded == found:
@@ -133,7 +137,7 @@ def recorded_scenario(
     try:
         scenario = scenario_of_model(info, tasks, data_dir, download, name)
     except TSNError as e:
-        if "data" not in info or isinstance(e, ConfigError) and "scenario" in str(e):
+        if "data" not in info:
             raise
         raise type(e)(f"{e} (the model was tested on: {info['data']})") from None
     return Rebuilt(scenario, _check(info, scenario, tasks, force))
