@@ -26,7 +26,7 @@ from torch import nn
 from tinysubnets import RunConfig, run
 from tinysubnets.compression import quantize as quantize_module
 from tinysubnets.learner.trainer import make_optimizer
-from tinysubnets.metrics import capacity
+from tinysubnets.metrics import claimed
 from tinysubnets.scenarios import build_scenario, iterate_batches
 from tinysubnets.summary import print_summary
 
@@ -129,7 +129,7 @@ def main() -> None:
     with recording_kmeans() as kmeans_calls:
         result, learner = run(cfg, out=args.out, resume=(args.out / "checkpoint.pt").exists())
     dense += dense_epoch_times(cfg, args.dense_epochs)
-    results = result.to_json(capacity(learner.net))
+    results = result.to_json(claimed(learner.net))
     print_summary(results)
     masked = [t for task in result.tasks for t in task["outcome"]["epoch_train_s"]]
     ratio = statistics.median(masked) / statistics.median(dense)
@@ -137,9 +137,9 @@ def main() -> None:
         "acc": results["acc"],
         "bwt": results["bwt"],
         "fwt": results["fwt"],
-        "capacity_used_pct": results["capacity"]["used_pct"],
-        "capacity_used_per_layer_pct": {
-            name: layer["used_pct"] for name, layer in results["capacity"]["layers"].items()
+        "claimed_pct": results["claimed"]["used_pct"],
+        "claimed_per_layer_pct": {
+            name: layer["used_pct"] for name, layer in results["claimed"]["layers"].items()
         },
         "time_total_s": results["time_total_s"],
         "time_per_task_s": [round(t["time_s"], 1) for t in result.tasks],

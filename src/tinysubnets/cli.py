@@ -238,6 +238,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", type=Path,
                    help="the scenario's data, for the activation quantization table (default: "
                    "the folder each run's config records)")
+    r.add_argument("--backbone", metavar="MODULE:CLASS",
+                   help="runs trained with your own backbone: import MODULE and build CLASS() "
+                   "with no arguments (Tables 6-7 load the model file with it)")
     r.add_argument("--no-activations", action="store_true",
                    help="skip the activation quantization table (it re-tests every task)")
     return parser
@@ -290,11 +293,11 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         cfg, out=out, resume=args.resume is not None, progress=not args.no_progress,
         stop_after=args.stop_after,
     )
-    from tinysubnets.metrics import capacity
+    from tinysubnets.metrics import claimed
     from tinysubnets.summary import print_summary
 
     if result.R:
-        print_summary(result.to_json(capacity(learner.net)), console)
+        print_summary(result.to_json(claimed(learner.net)), console)
     if len(result.R) < cfg.tasks:
         console.print(f"stopped after {len(result.R)} tasks; continue with: tsn run --resume {out}")
     return 0
@@ -399,9 +402,12 @@ def _inspect(args: argparse.Namespace, console: Console) -> int:
 
 
 def _report(args: argparse.Namespace, console: Console) -> int:
+    from tinysubnets.predict_inputs import user_backbone
     from tinysubnets.report.build import write_report
 
-    report = write_report(args.runs, args.out, args.data_dir, not args.no_activations)
+    backbone = user_backbone(args.backbone) if args.backbone else None
+    report = write_report(args.runs, args.out, args.data_dir, not args.no_activations,
+                          backbone)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
     console.print(f"wrote {report.path} and {len(report.files) - 1} more files "

@@ -1,4 +1,4 @@
-"""Continual-learning measures from a measured accuracy matrix, and capacity used.
+"""Continual-learning measures from a measured accuracy matrix; the backbone share claimed.
 
 R[i][j] is the test accuracy on task j after training task i (j <= i), re-tested every time
 (docs/design.md, invariant 5). Definitions follow GEM (Lopez-Paz & Ranzato, 2017).
@@ -62,11 +62,13 @@ def compression_per_task(tasks: Sequence[dict], backbone_weights: int) -> list[d
     return rows
 
 
-def capacity(net: TSNNetwork) -> dict:
+def claimed(net: TSNNetwork) -> dict:
     """Share of backbone weights claimed by finished tasks: total, per layer, per owner task.
 
-    Weights of backbone copies ("model duplicate") count as used, against the backbone's own
-    size, so a run that duplicated can use more than 100 %.
+    Not to be confused with *capacity*, the bytes of the model file (`artifact.capacity`):
+    this says how much of the backbone is taken, that how much the file stores. Weights of
+    backbone copies ("model duplicate") count as claimed, against the backbone's own size, so a
+    run that duplicated can claim more than 100 %.
     """
     layers, per_task, used, total = {}, {}, 0, 0
     for name, layer in net.masked_layers().items():

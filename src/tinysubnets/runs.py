@@ -6,7 +6,7 @@ Run folder layout:
     model.tsn            the compressed model of the finished tasks (see `artifact`; atomic)
     capacity.json        its capacity from the bytes written, and per task the mask density
                          before/after post-pruning and the bit-widths (paper's Tables 1, 2)
-    results.json         R, ACC, BWT, FWT, capacity, timings (rewritten after every task)
+    results.json         R, ACC, BWT, FWT, weights claimed, the file's capacity, timings
     accuracy_matrix.csv  R[i][j]: accuracy (%) on task j after training task i
 """
 
@@ -65,7 +65,9 @@ class RunResult:
     def fwt(self) -> float | None:
         return metrics.forward_transfer(self.before, self.baseline)
 
-    def to_json(self, capacity: dict[str, Any]) -> dict[str, Any]:
+    def to_json(self, claimed: dict[str, Any]) -> dict[str, Any]:
+        """results.json: ``claimed`` is `metrics.claimed` (weights taken); ``model`` the
+        capacity of model.tsn (bytes written)."""
         return {
             "format": CHECKPOINT_FORMAT,
             "config": self.config,
@@ -77,11 +79,11 @@ class RunResult:
             "fwt": self.fwt,
             "accuracy_before_training": self.before,
             "random_init_baseline": self.baseline,
-            "capacity": capacity,
+            "claimed": claimed,
             "model": self.model,
             "divergence": [t.get("divergence") for t in self.tasks],
             "compression": metrics.compression_per_task(
-                self.tasks, capacity.get("backbone_weights", 0) or 1
+                self.tasks, claimed.get("backbone_weights", 0) or 1
             ),
             "per_task": self.tasks,
             "time_total_s": sum(t["time_s"] for t in self.tasks),
@@ -367,7 +369,7 @@ def _save(out: Path, cfg: RunConfig, learner: Learner, result: RunResult) -> Non
             },
         },
     )
-    results = result.to_json(metrics.capacity(learner.net))
+    results = result.to_json(metrics.claimed(learner.net))
     write_json(out / "results.json", results)
     write_json(out / "capacity.json", {"model": result.model, "per_task": results["compression"]})
     write_text(out / "accuracy_matrix.csv", accuracy_matrix_csv(result.R))

@@ -25,7 +25,7 @@ def print_summary(results: dict[str, Any], console: Console | None = None) -> No
     for i, row in enumerate(R):
         table.add_row(f"{i}", *[f"{v:.1f}" for v in row], *[""] * (T - len(row)))
     console.print(table)
-    cap = results["capacity"]
+    cap = results["claimed"]
     fwt = results["fwt"]
     per_task = results["per_task"]
     layers = ", ".join(f"{n} {v['used_pct']:.1f}%" for n, v in cap["layers"].items())
@@ -33,7 +33,7 @@ def print_summary(results: dict[str, Any], console: Console | None = None) -> No
     console.print(
         f"ACC {results['acc']:.2f}  BWT {results['bwt']:+.2f}  "
         f"FWT {'n/a' if fwt is None else f'{fwt:+.2f}'}  "
-        f"capacity used {cap['used_pct']:.1f}% of {cap['backbone_weights']:,} backbone weights  "
+        f"claimed {cap['used_pct']:.1f}% of {cap['backbone_weights']:,} backbone weights  "
         f"({layers})"
     )
     console.print(f"time per task (s): {times}; total {results['time_total_s']:.0f} s")
