@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 from conftest import builtin_learner, tiny_config
 
 from tinysubnets import run
+from tinysubnets.artifact.layout import owners_from_masks
+from tinysubnets.compression.value_coding import decode_values
 from tinysubnets.config import PruneConfig, QuantizeConfig
 from tinysubnets.errors import ConfigError, ShapeError, TaskIdError
 from tinysubnets.scenarios import build_scenario
@@ -54,6 +57,26 @@ def test_forget_free_bit_exact_logits() -> None:
     assert all(learner.masks[t]["fc1.weight"].any() for t in range(3))
     owners = learner.net.masked_layers()["fc1.weight"].owner
     assert set(owners.unique().tolist()) >= {0, 1}
+
+
+def test_each_finished_task_records_exactly_what_it_froze() -> None:
+    """Invariant 2: one owner per value, the first task whose mask holds it; the record that
+    the model file writes holds that owner's frozen values, bit for bit."""
+    cfg = tiny_config()
+    scenario = build_scenario(cfg)
+    learner = builtin_learner(cfg)
+    for task in scenario.tasks:
+        learner.add_head(task.n_classes)
+        learner.learn(task, task.split("train"), task.split("val"), progress=False)
+    for name, layer in learner.net.masked_layers().items():
+        owner = owners_from_masks([m[name].numpy().ravel() for m in learner.masks])
+        assert np.array_equal(owner, layer.owner.numpy().ravel()), name
+        frozen = layer.frozen.numpy().ravel()
+        for t, record in enumerate(learner.finished):
+            values = decode_values(record.block(name), int((owner == t).sum()))
+            assert np.array_equal(values.view(np.uint32), frozen[owner == t].view(np.uint32))
+    assert [f.name for f in learner.finished] == [t.name for t in scenario.tasks]
+    assert all(set(f.bits) == {"fc1.weight", "fc2.weight", "head"} for f in learner.finished)
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,8 @@ from tinysubnets.nn.backbones import build_backbone
 from tinysubnets.scenarios import Scenario, backbone_of, build_scenario, image_size_of
 from tinysubnets.tasks import Task
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: the learner keeps typed records of its finished tasks
+RESULTS_FORMAT = 1  # results.json: what `tsn report` reads
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -69,7 +70,7 @@ class RunResult:
         """results.json: ``claimed`` is `metrics.claimed` (weights taken); ``model`` the
         capacity of model.tsn (bytes written)."""
         return {
-            "format": CHECKPOINT_FORMAT,
+            "format": RESULTS_FORMAT,
             "config": self.config,
             "data": self.source,
             "tasks_finished": len(self.R),
@@ -189,7 +190,11 @@ def _load_checkpoint(run_dir: Path, cfg: RunConfig) -> dict[str, Any]:
     except Exception as e:  # torch raises many types for a damaged file
         raise ConfigError(f"cannot resume: {path} is not a readable checkpoint ({e})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ConfigError(f"cannot resume: {path} has an unknown checkpoint format")
+        raise ConfigError(
+            f"cannot resume: {path} has checkpoint format {state.get('format')!r} "
+            f"(this tinysubnets writes {CHECKPOINT_FORMAT}; runs from before any module could "
+            "be a backbone cannot be continued)" if isinstance(state, dict) else
+            f"cannot resume: {path} is not a checkpoint")
     # A setting added after the checkpoint was written took its default in that run (nested
     # ones too, e.g. a new similarity field).
     saved = _with_defaults(state["identity"], RunConfig().identity())
@@ -340,7 +345,7 @@ def run(
 
 def _check_same_tasks(out: Path, learner: Learner, scenario: Scenario) -> None:
     """A resumed run must see the tasks it finished again: same names and labels."""
-    for t, info in enumerate(learner.task_info):
+    for t, info in enumerate(f.info() for f in learner.finished):
         task = scenario.tasks[t] if t < len(scenario) else None
         if task is None or (task.name, list(task.labels)) != (info["name"], info["labels"]):
             given = "no task" if task is None else f"{task.name!r} with labels {list(task.labels)}"

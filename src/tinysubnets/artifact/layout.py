@@ -25,7 +25,7 @@ from math import prod
 import numpy as np
 import torch
 
-from tinysubnets.nn.network import HEAD, TSNNetwork
+from tinysubnets.nn.network import HEAD
 from tinysubnets.tasks import Split
 
 SectionKey = tuple[str, str, int | None, str | None]  # name, part, task, layer
@@ -93,9 +93,3 @@ def expected_sections(
     if replay:
         table += [(f"{REPLAY}/{t}", REPLAY, t, None) for t in range(n_tasks)]
     return table
-
-
-def stored_norms(net: TSNNetwork) -> list[str]:
-    """The names of the per-task norm tensors a file stores: the floating ones (affine
-    parameters, running statistics), not a batch counter, which evaluation does not read."""
-    return [name for name, v in net.norm_template().items() if v.is_floating_point()]

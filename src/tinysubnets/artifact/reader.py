@@ -29,7 +29,6 @@ from tinysubnets.artifact.layout import (
     expected_sections,
     owners_from_masks,
     replay_size,
-    stored_norms,
 )
 from tinysubnets.artifact.model import CompressedModel
 from tinysubnets.compression.mask_coding import decode_masks
@@ -215,7 +214,7 @@ def _network(parsed: ParsedModel, backbone: nn.Module | None) -> TSNNetwork:
     built = {n: tuple(net.masked_layers()[n].owner.shape) for n in net.param_names}
     stored = {n: s for n, s in parsed.layers.items() if base_layer_name(n) == n}
     template = net.norm_template()
-    norms = {n: tuple(template[n].shape) for n in stored_norms(net)}
+    norms = {n: tuple(template[n].shape) for n in net.kept_norm_names()}
     for kind, have, want in (("layer", built, stored), ("norm tensor", norms, parsed.norms)):
         for name in dict.fromkeys([*want, *have]):
             if have.get(name) != want.get(name):

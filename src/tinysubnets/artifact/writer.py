@@ -14,8 +14,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from tinysubnets import __version__
 from tinysubnets.artifact.capacity import ModelCapacity
 from tinysubnets.artifact.container import Section, pack
@@ -27,14 +25,12 @@ from tinysubnets.artifact.layout import (
     block_names,
     encode_replay,
     expected_sections,
-    owners_from_masks,
-    stored_norms,
 )
 from tinysubnets.atomic import write_bytes
 from tinysubnets.compression.mask_coding import BlockCache, encode_masks
-from tinysubnets.compression.value_coding import ValueBlock, encode_values
+from tinysubnets.compression.value_coding import ValueBlock
 from tinysubnets.learner.learner import Learner
-from tinysubnets.nn.network import HEAD, head_values
+from tinysubnets.nn.network import HEAD
 
 MODEL_FILE = "model.tsn"
 
@@ -60,34 +56,23 @@ def model_bytes(
                 encode_masks(masks[name], caches.setdefault(name, {})), None, name)
         for name in layers
     ]
-    tasks: list[dict[str, Any]] = [{"classes": n, "blocks": {}} for n in learner.n_classes[:T]]
-    blocks: dict[tuple[int, str], ValueBlock] = {}
-    for name, layer in layers.items():
-        owner = owners_from_masks(masks[name]) if T else None
-        stored = layer.owner.detach().cpu().numpy().ravel().astype(np.int64)
-        if owner is not None and not np.array_equal(owner, stored):
-            raise RuntimeError(f"layer {name}: owners disagree with the masks (a learner bug)")
-        frozen = layer.frozen.detach().cpu().numpy().ravel()
-        for t in range(T):
-            blocks[t, name] = encode_values(frozen[owner == t])
-    for t in range(T):
-        head = net.heads[t]
-        blocks[t, HEAD] = encode_values(head_values(head).cpu().numpy())
-    for (t, name), block in blocks.items():
-        tasks[t]["blocks"][name] = [block.bits, block.centroids, block.coding]
+    finished = learner.finished[:T]
+    # Each task's record, as consolidation froze it: blocks, norms, name and labels.
+    tasks: list[dict[str, Any]] = [
+        {"classes": n, "blocks": {name: _block_entry(f.block(name)) for name in [*layers, HEAD]}}
+        for n, f in zip(learner.n_classes[:T], finished, strict=True)
+    ]
     payload = {}
-    for (t, name), block in blocks.items():
-        codebook, codes = block_names(t, name)
-        payload[codebook], payload[codes] = block.codebook, block.codes
-    norm_names = stored_norms(net)
-    for t in range(T if norm_names else 0):
-        state = net.norm_state(t)
-        payload[f"norms/{t}"] = b"".join(
-            state[name].detach().cpu().numpy().astype("<f4").tobytes() for name in norm_names
-        )
-    for t in range(T):
+    for t, f in enumerate(finished):
+        for name in [*layers, HEAD]:
+            codebook, codes = block_names(t, name)
+            payload[codebook], payload[codes] = f.block(name).codebook, f.block(name).codes
+    norm_names = net.kept_norm_names()
+    for t, f in enumerate(finished if norm_names else []):
+        payload[f"norms/{t}"] = b"".join(f.norms[n].astype("<f4").tobytes() for n in norm_names)
+    for t, f in enumerate(finished):
         payload[f"{TASK_INFO}/{t}"] = json.dumps(
-            learner.task_info[t], separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            f.info(), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     replay = learner.replay[:T]
     if replay and len(replay) != T:
         raise RuntimeError(f"replay memories of {len(replay)} of {T} tasks (a learner bug)")
@@ -110,12 +95,17 @@ def model_bytes(
     }
     if net.n_copies:  # a file without backbone copies has no entry
         header["copies"] = net.n_copies
-        for t, task in enumerate(tasks):
-            task["copy"] = net.copy_of[t]
+        for task, f in zip(tasks, finished, strict=True):
+            task["copy"] = f.copy
     if replay:  # a file without replay has no entry, and reads as it always did
         header[REPLAY] = {"x": REPLAY_X, "y": REPLAY_Y, "tasks": [
             {"count": len(m), "shape": list(m.x.shape[1:])} for m in replay]}
     return pack(header, sections)
+
+
+def _block_entry(block: ValueBlock) -> list[int]:
+    """A block's header entry: code bits, codebook size, code layout."""
+    return [block.bits, block.centroids, block.coding]
 
 
 def write_model(

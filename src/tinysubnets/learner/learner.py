@@ -8,7 +8,6 @@ weights O_t = M_t minus C_{t-1}) are frozen with owner t.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from tinysubnets.compression.quantize import Block, QuantizeReport, own_blocks, 
 from tinysubnets.config import RunConfig, TrainConfig
 from tinysubnets.device import resolve_device
 from tinysubnets.errors import ConfigError
+from tinysubnets.learner.finished import FinishedTask, freeze_record
 from tinysubnets.learner.replay import keep_samples
 from tinysubnets.learner.similarity import FeatureStats, divergences, feature_stats, sample
 from tinysubnets.learner.trainer import TrainOutcome, mask_selectors, select_masks, train_task
@@ -111,8 +111,8 @@ class Learner:
                 )
         self.masks: list[dict[str, Tensor]] = []
         self.n_classes: list[int] = []
-        # per finished task: its name, labels and input preprocessing (for the model file)
-        self.task_info: list[dict[str, Any]] = []
+        # per finished task, what consolidation froze (the model file writes it as it is)
+        self.finished: list[FinishedTask] = []
 
     @property
     def num_tasks(self) -> int:
@@ -193,15 +193,16 @@ class Learner:
             record.quantize = quantize_task(
                 self.net, t, masks, val, q, finetune if q.finetune_epochs else None)
             clock.lap("quantize")
+        owned = {}
         with torch.no_grad():
             for name, layer in self.net.masked_layers().items():
-                own = layer.consolidate(masks[name], t)
+                owned[name] = own = layer.consolidate(masks[name], t)
                 record.mask_size[name] = int(masks[name].sum())
                 record.own[name] = int(own.sum())
                 record.shared[name] = record.mask_size[name] - record.own[name]
         self.masks.append(masks)
-        self.task_info.append(
-            {"name": task.name, "labels": list(task.labels), "preprocess": task.preprocess})
+        bits = record.quantize.bits if record.quantize else {}
+        self.finished.append(freeze_record(self.net, t, task, owned, bits))
         if self.replay_per_task:
             generator = task_generator(self.seed, t, REPLAY_STREAM)
             self.replay.append(keep_samples(train, self.replay_per_task, generator))
@@ -268,7 +269,7 @@ class Learner:
         """Predicted labels of a finished task, as the user's own label values (see
         `CompressedModel.predict`)."""
         index = self.logits(x, task_id).argmax(1).cpu().numpy()
-        return np.asarray(self.task_info[task_id]["labels"])[index]
+        return np.asarray(self.finished[task_id].labels)[index]
 
     def state_dict(self) -> dict:
         """Tensors and plain values only, so checkpoints load with ``weights_only=True``."""
@@ -279,7 +280,7 @@ class Learner:
             "feature_stats": [(s.mean.clone(), s.var.clone()) for s in self.feature_stats],
             "replay": [(m.x.clone(), m.y.clone()) for m in self.replay],
             "copy_of": list(self.net.copy_of[: self.num_tasks]),
-            "task_info": json.dumps(self.task_info),
+            "finished": [f.state() for f in self.finished],
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -298,4 +299,4 @@ class Learner:
             for m, v in state.get("feature_stats", [])
         ]
         self.replay = [Split(x.cpu(), y.cpu()) for x, y in state.get("replay", [])]
-        self.task_info = json.loads(state["task_info"])
+        self.finished = [FinishedTask.from_state(f) for f in state["finished"]]

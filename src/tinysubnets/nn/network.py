@@ -258,6 +258,11 @@ class TSNNetwork(nn.Module):
         return {f"{path}.{k}": v for path in self.norm_names
                 for k, v in norm_tensors(self.backbone.get_submodule(path)).items()}
 
+    def kept_norm_names(self) -> list[str]:
+        """The per-task norm tensors a finished task keeps: the floating ones (affine
+        parameters, running statistics), not a batch counter, which evaluation never reads."""
+        return [name for name, v in self.norm_template().items() if v.is_floating_point()]
+
     def norm_state(self, task_id: int) -> dict[str, Tensor]:
         """Task ``task_id``'s norm layers' tensors, by their names in the backbone."""
         norms = self.norms[task_id]

@@ -16,7 +16,7 @@ from typing import Any
 
 from tinysubnets.artifact.writer import MODEL_FILE
 from tinysubnets.errors import DataError
-from tinysubnets.runs import CHECKPOINT_FORMAT
+from tinysubnets.runs import RESULTS_FORMAT
 
 RESULTS = "results.json"
 CAPACITY = "capacity.json"
@@ -71,9 +71,9 @@ def _check_results(path: Path, results: Any) -> None:
     if not isinstance(results, dict):
         raise DataError(f"{path} does not hold a run's results (not a JSON object)")
     fmt = results.get("format")
-    if fmt != CHECKPOINT_FORMAT:
+    if fmt != RESULTS_FORMAT:
         raise DataError(
-            f"{path} has an unknown format {fmt!r}; this version reads format {CHECKPOINT_FORMAT}"
+            f"{path} has an unknown format {fmt!r}; this version reads format {RESULTS_FORMAT}"
         )
     if not isinstance(results.get("config") or {}, dict):
         raise DataError(f"{path}: its config is not a mapping")
