@@ -74,7 +74,7 @@ def check_task_id(task_id: object, num_tasks: int) -> None:
         raise TaskIdError(f"task id {task_id!r} is out of range: {held}")
 
 
-Slot = tuple[nn.Module, str, str]  # a module, "_parameters" or "_buffers", the tensor's name
+Slot = tuple[dict, str]  # a module's ``_parameters`` or ``_buffers``, and the tensor's name
 
 
 def _call_with(module: nn.Module, slots: list[Slot], values: list[Tensor], x: Tensor) -> Tensor:
@@ -83,14 +83,14 @@ def _call_with(module: nn.Module, slots: list[Slot], values: list[Tensor], x: Te
     What ``torch.func.functional_call`` does, without its generality (tied weights, nested
     names resolved per call), which cost a third of a small MLP's forward.
     """
-    saved = [getattr(owner, kind)[key] for owner, kind, key in slots]
+    saved = [table[key] for table, key in slots]
     try:
-        for (owner, kind, key), value in zip(slots, values, strict=True):
-            getattr(owner, kind)[key] = value
+        for (table, key), value in zip(slots, values, strict=True):
+            table[key] = value
         return module(x)
     finally:
-        for (owner, kind, key), value in zip(slots, saved, strict=True):
-            getattr(owner, kind)[key] = value
+        for (table, key), value in zip(slots, saved, strict=True):
+            table[key] = value
 
 
 @torch.no_grad()
@@ -136,16 +136,7 @@ class TSNNetwork(nn.Module):
         self.n_copies = 0
         self.copy_of: list[int] = []
         self.stages = self._stages()
-        # Where each tensor a forward hands in goes: (module, parameter or buffer dict, key).
-        self._slots = {s.name: (self.backbone.get_submodule(s.module), "_parameters", s.param)
-                       for s in parts.masked}
-        self._norm_slots = {
-            path: [(key, (self.backbone.get_submodule(path),
-                          "_parameters" if key in dict(self.backbone.get_submodule(
-                              path).named_parameters(recurse=False)) else "_buffers", key))
-                   for key in norm_tensors(self.backbone.get_submodule(path))]
-            for path in self.norm_names
-        }
+        self._stage_slots = [self._slots_of(params, norms) for _, _, params, norms in self.stages]
         self.out_features = self._probe_features()
 
     # -- structure -------------------------------------------------------------------------
@@ -301,18 +292,31 @@ class TSNNetwork(nn.Module):
         """Stages ``start:stop`` of the backbone on ``x`` (the input of stage ``start``), with
         ``weights`` and task ``task_id``'s norms."""
         norms = self.norm_state(task_id) if self.norm_names else {}
-        for _, module, params, norm_paths in self.stages[start:stop]:
-            if not (params or norm_paths):
+        stages = zip(self.stages[start:stop], self._stage_slots[start:stop], strict=True)
+        for (_, module, params, _), (slots, norm_keys) in stages:
+            if not slots:
                 x = module(x)
                 continue
-            slots = [self._slots[n] for n in params]
-            values = [weights[n] for n in params]
-            for path in norm_paths:
-                for key, slot in self._norm_slots[path]:
-                    slots.append(slot)
-                    values.append(norms[f"{path}.{key}"])
+            values = [weights[n] for n in params] + [norms[k] for k in norm_keys]
             x = _call_with(module, slots, values, x)
         return x
+
+    def _slots_of(self, params: tuple[str, ...], norm_paths: tuple[str, ...]
+                  ) -> tuple[list[Slot], list[str]]:
+        """Where a stage's tensors go, in the order `features` hands them in: its masked
+        parameters, then its norm layers' tensors (named as `norm_state` names them)."""
+        slots: list[Slot] = []
+        for name in params:
+            module_path, _, param = name.rpartition(".")
+            slots.append((self.backbone.get_submodule(module_path)._parameters, param))
+        keys = []
+        for path in norm_paths:
+            module = self.backbone.get_submodule(path)
+            own = dict(module.named_parameters(recurse=False))
+            for key in norm_tensors(module):
+                slots.append((module._parameters if key in own else module._buffers, key))
+                keys.append(f"{path}.{key}")
+        return slots, keys
 
     def forward(
         self, x: Tensor, task_id: int, masks: dict[str, Tensor], train: bool = False
