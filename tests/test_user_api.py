@@ -115,13 +115,15 @@ class _ArrayDataset(Dataset):
         return self.x[i], self.y[i]
 
 
-@pytest.mark.parametrize("targets", [True, False])
-def test_a_dataset_task_learns_exactly_as_the_same_tensors(tmp_path: Path, targets: bool) -> None:
+@pytest.mark.parametrize(("targets", "workers"), [(True, 0), (False, 2)])
+def test_a_dataset_task_learns_exactly_as_the_same_tensors(
+    tmp_path: Path, targets: bool, workers: int
+) -> None:
     data = [toy_data(t) for t in range(2)]
     as_tensors = [tsn.Task.from_tensors(f"toy{t}", *d) for t, d in enumerate(data)]
     as_datasets = [
         tsn.Task.from_datasets(f"toy{t}", _ArrayDataset(x, y, targets),
-                               _ArrayDataset(xt, yt, targets))
+                               _ArrayDataset(xt, yt, targets), workers=workers)
         for t, (x, y, xt, yt) in enumerate(data)
     ]
     a, _ = tsn.run(CFG, tmp_path / "a", tasks=as_tensors, backbone=UserCNN(), progress=False)
