@@ -18,7 +18,8 @@ import torch
 def atomic_open(path: Path) -> Iterator[BinaryIO]:
     """Open a temporary file beside `path`; it replaces `path` only if the block succeeds.
 
-    Readers therefore never see a half-written file, even if the process is killed.
+    Readers therefore never see a half-written file, even if the process is killed; the file
+    and then its folder are fsynced, so a finished write also survives a crash of the machine.
     """
     path = Path(path)
     # open(..., "x") rather than mkstemp: the file gets the usual umask permissions, not 0600.
@@ -26,10 +27,27 @@ def atomic_open(path: Path) -> Iterator[BinaryIO]:
     try:
         with open(tmp, "xb") as handle:
             yield handle
+            handle.flush()
+            os.fsync(handle.fileno())  # the bytes are on disk before the name points at them
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder, so that a rename in it survives a power cut (where the OS allows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot sync a folder: the rename is still atomic
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_bytes(path: Path, data: bytes) -> None:

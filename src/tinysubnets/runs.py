@@ -34,6 +34,7 @@ from tinysubnets.config import RunConfig, config_from_dict, preset
 from tinysubnets.errors import ConfigError, ShapeError
 from tinysubnets.learner.learner import Learner
 from tinysubnets.nn.backbones import build_backbone
+from tinysubnets.runfolder import check_out, locked
 from tinysubnets.scenarios import Scenario, backbone_of, build_scenario, image_size_of
 from tinysubnets.tasks import Task
 
@@ -288,26 +289,50 @@ def run(
         torch.set_num_threads(cfg.threads)
     if out is not None:
         out = Path(out)
+        check_out(out)
         if not resume and (out / CHECKPOINT).exists():
             raise ConfigError(
                 f"{out} already holds a run; pass --resume {out} to continue it, or another --out"
             )
-    state = _load_checkpoint(out, cfg) if resume and out is not None else None
     run_setup = setup(cfg, tasks, backbone)
-    scenario = run_setup.scenario
     learner = run_setup.new_learner(cfg)
-    result = RunResult(config=cfg.to_dict(), source=scenario.source)
-    if state is not None:
-        learner.load_state_dict(state["learner"])
-        _check_same_tasks(out, learner, scenario)
-        for key in ("R", "before", "baseline", "tasks", "model"):
-            setattr(result, key, state["history"].get(key, getattr(result, key)))
-    else:
+    result = RunResult(config=cfg.to_dict(), source=run_setup.scenario.source)
+    if out is None:
         result.baseline = _random_init_baseline(cfg, run_setup)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        return _learn_tasks(cfg, run_setup.scenario, learner, result, None, progress, stop_after)
+    with locked(out):
+        # A folder killed before its first task finished has no checkpoint: it starts over.
+        state = _load_checkpoint(out, cfg) if resume and (out / CHECKPOINT).exists() else None
+        if state is not None:
+            learner.load_state_dict(state["learner"])
+            _check_same_tasks(out, learner, run_setup.scenario)
+            for key in ("R", "before", "baseline", "tasks", "model"):
+                setattr(result, key, state["history"].get(key, getattr(result, key)))
+        else:
+            result.baseline = _random_init_baseline(cfg, run_setup)
         write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        if state is not None:  # the files of the checkpoint's task count, whatever was left
+            _write_model(out, cfg, run_setup.scenario, learner, result, {})
+            _save(out, cfg, learner, result)
+        return _learn_tasks(cfg, run_setup.scenario, learner, result, out, progress, stop_after)
 
+
+def _write_model(
+    out: Path | None, cfg: RunConfig, scenario: Scenario, learner: Learner, result: RunResult,
+    mask_cache: dict,
+) -> None:
+    """model.tsn of the finished tasks (into ``out``, if any); its capacity into ``result``."""
+    data = model_bytes(learner, scenario_info(cfg, scenario), mask_cache)
+    if out is not None:
+        write_bytes(out / MODEL_FILE, data)
+    result.model = parse(data, MODEL_FILE).capacity.to_dict()
+
+
+def _learn_tasks(
+    cfg: RunConfig, scenario: Scenario, learner: Learner, result: RunResult, out: Path | None,
+    progress: bool, stop_after: int | None,
+) -> tuple[RunResult, Learner]:
+    """The run loop: each task learned, every finished task re-tested, the files written."""
     mask_cache: dict = {}  # each finished task's mask coding, kept between model files
     last = len(scenario) if stop_after is None else min(len(scenario), stop_after)
     bar = tqdm(
@@ -324,10 +349,7 @@ def run(
         row = [learner.evaluate(j, scenario.tasks[j].split("test")) for j in range(t + 1)]
         result.R.append(row)
         tested = time.perf_counter()
-        data = model_bytes(learner, scenario_info(cfg, scenario), mask_cache)
-        if out is not None:
-            write_bytes(out / MODEL_FILE, data)
-        result.model = parse(data, MODEL_FILE).capacity.to_dict()
+        _write_model(out, cfg, scenario, learner, result, mask_cache)
         info = asdict(record)
         info["phase_s"].update(evaluate=tested - trained, model_file=time.perf_counter() - tested)
         info.update(
