@@ -4,6 +4,7 @@ agree with its checkpoint (docs/design.md: a crashed run resumes from its last f
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 import time
@@ -14,7 +15,8 @@ from conftest import tiny_config
 
 from tinysubnets import run
 from tinysubnets.artifact import inspect
-from tinysubnets.errors import ConfigError
+from tinysubnets.cli import main
+from tinysubnets.errors import ConfigError, WriteError
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -73,3 +75,31 @@ def test_out_is_checked_before_any_work(tmp_path: Path) -> None:
         run(_cfg(), a_file, progress=False)
     with pytest.raises(ConfigError, match="is a file, so no folder can be made under it"):
         run(_cfg(), a_file / "run", progress=False)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 96 KB tmpfs: room for a config and a model file, not for a checkpoint."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root: the disk-full test runs as root only")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()})")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_disk_is_one_clear_error_and_leaves_no_partial_file(tiny_disk: Path, capsys):
+    out = tiny_disk / "run"
+    with pytest.raises(WriteError, match=r"cannot write .*checkpoint\.pt: No space left"):
+        run(_cfg(), out, progress=False)
+    assert not list(out.glob(".*.part"))
+    assert len(inspect(out / "model.tsn").header["tasks"]) == 1  # the last complete file
+    assert main(["run", "--tasks", "2", "--epochs", "1", "--out", str(tiny_disk / "cli")]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err

@@ -13,6 +13,8 @@ from typing import Any, BinaryIO
 
 import torch
 
+from tinysubnets.errors import WriteError
+
 
 @contextmanager
 def atomic_open(path: Path) -> Iterator[BinaryIO]:
@@ -51,9 +53,13 @@ def _sync_folder(folder: Path) -> None:
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically."""
-    with atomic_open(path) as handle:
-        handle.write(data)
+    """Replace ``path`` with ``data`` atomically; an OS error is one WriteError naming
+    ``path`` and the cause (the old file, if any, is left as it was)."""
+    try:
+        with atomic_open(path) as handle:
+            handle.write(data)
+    except OSError as e:
+        raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def write_text(path: Path, text: str) -> None:

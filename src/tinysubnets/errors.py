@@ -17,5 +17,10 @@ class ShapeError(TSNError, ValueError):
     """Inputs whose shape does not fit the backbone."""
 
 
+class WriteError(TSNError):
+    """A file could not be written (no space, read-only, permission): the file named keeps its
+    last complete version, since every write is atomic."""
+
+
 class ConfigError(TSNError):
     """A setting is out of range or inconsistent (e.g. a resume folder from another run)."""
