@@ -31,7 +31,7 @@ from tinysubnets.compression.value_coding import (
     pack_codes,
     unpack_codes,
 )
-from tinysubnets.errors import DataError, TaskIdError
+from tinysubnets.errors import DataError, TaskIdError, WriteError
 from tinysubnets.scenarios import build_scenario
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -126,7 +126,7 @@ def test_writing_is_deterministic_and_atomic(trained, tmp_path: Path, monkeypatc
         raise OSError("disk full")
 
     monkeypatch.setattr("tinysubnets.atomic.os.replace", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(WriteError, match=r"cannot write .*model\.tsn: disk full"):
         write_model(path, learner, {"name": "changed"})
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.tsn"]

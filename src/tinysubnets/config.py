@@ -7,6 +7,7 @@ settings its benchmark measured best), a YAML file, command-line flags.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -28,6 +29,22 @@ def _per_layer(table: dict[str, float], param: str, default: float | None) -> fl
     if param in table:
         return table[param]
     return table.get(param.rsplit(".", 1)[0], default) if "." in param else default
+
+
+def check_finite(config: Any) -> None:
+    """Raise ConfigError naming the first float setting of ``config`` (a dataclass, its own
+    fields only) that is NaN or infinite: a NaN compares false with every bound below."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        values = value.items() if isinstance(value, dict) else [("", value)]
+        for key, v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                where = f"{f.name}.{key}" if key else f.name
+                raise ConfigError(f"{type(config).__name__.removesuffix('Config').lower()} "
+                                  f"setting {where} must be a finite number, got {v}")
+
+
+MAX_SEED = 2**32 - 1  # numpy and torch both take it; per-task seeds are derived from it
 
 
 @dataclass(frozen=True)
@@ -61,6 +78,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
+        check_finite(self)
         for name, ratio in {"": self.keep_ratio, **self.layer_keep_ratio}.items():
             if not 0.0 < ratio <= 1.0:
                 where = f" of layer {name}" if name else ""
@@ -76,6 +94,12 @@ class TrainConfig:
             raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
         if self.lr <= 0:
             raise ConfigError(f"learning rate must be > 0, got {self.lr}")
+        if self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise ConfigError(f"weight_decay must be >= 0 and momentum in [0, 1), got "
+                              f"{self.weight_decay} and {self.momentum}")
+        if not 0 < self.plateau_factor < 1 or self.plateau_patience < 0:
+            raise ConfigError(f"plateau_factor must be in (0, 1) and plateau_patience >= 0, got "
+                              f"{self.plateau_factor} and {self.plateau_patience}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose from {OPTIMIZERS}")
         if self.schedule not in SCHEDULES:
@@ -95,6 +119,7 @@ class PruneConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
+        check_finite(self)
         if self.threshold < 0:
             raise ConfigError(f"prune threshold must be >= 0 points, got {self.threshold}")
         if not 0.0 < self.min_step <= self.first_step <= 1.0:
@@ -126,6 +151,7 @@ class QuantizeConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
+        check_finite(self)
         if self.codebook_bits not in (16, 32):
             raise ConfigError(
                 f"codebook_bits must be 16 (float16 centroids) or 32, got {self.codebook_bits}"
@@ -163,6 +189,7 @@ class SimilarityConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
+        check_finite(self)
         if self.sample < 2:
             raise ConfigError(f"similarity sample must be >= 2 images, got {self.sample}")
         if not 0 <= self.near <= self.far:
@@ -188,6 +215,7 @@ class ReplayConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
+        check_finite(self)
         if self.per_task < 0:
             raise ConfigError(
                 f"replay per_task must be >= 0 samples (0 = no replay memory), got {self.per_task}"
@@ -220,10 +248,16 @@ class RunConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
+        check_finite(self)
         if self.tasks < 1:
             raise ConfigError(f"number of tasks must be >= 1, got {self.tasks}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"validation fraction must be in (0, 1), got {self.val_fraction}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1 (or unset: torch's default), got "
+                              f"{self.threads}")
         if self.init not in INITS:
             raise ConfigError(f"unknown init {self.init!r}; choose from {INITS}")
         if self.image_size != 0 and self.image_size < 32:

@@ -281,6 +281,8 @@ def run(
     ``stop_after`` ends the run after that many tasks are finished.
     """
     cfg = as_config(cfg, tasks is not None)
+    if stop_after is not None and (not isinstance(stop_after, int) or stop_after < 0):
+        raise ConfigError(f"stop_after must be a number of tasks >= 0, got {stop_after!r}")
     if tasks is not None:
         tasks = list(tasks)
         cfg = dataclasses.replace(cfg, scenario=USER_SCENARIO, tasks=max(1, len(tasks)))
