@@ -43,6 +43,7 @@ from tinysubnets.nn.network import (
     set_head_values,
 )
 from tinysubnets.tasks import Split
+from tinysubnets.tasks.task import LABEL_TYPES
 
 MAX_BACKBONE_WEIGHTS = 1 << 30  # a forged header must not make us allocate without bound
 
@@ -282,7 +283,7 @@ def _task_info(parsed: ParsedModel, t: int) -> dict[str, Any]:
     labels = info.get("labels") if isinstance(info, dict) else None
     classes = parsed.header["tasks"][t]["classes"]
     if not (isinstance(labels, list) and len(labels) == classes
-            and all(isinstance(v, int | str | float | bool) for v in labels)
+            and all(isinstance(v, LABEL_TYPES) for v in labels)
             and len(set(map(repr, labels))) == classes
             and isinstance(info.get("name"), str) and isinstance(info.get("preprocess"), dict)):
         raise DataError(f"{where}: its name, labels or preprocessing are malformed")

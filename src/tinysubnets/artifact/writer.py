@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from torch import Tensor
 
 from tinysubnets import __version__
 from tinysubnets.artifact.capacity import ModelCapacity
@@ -28,15 +30,30 @@ from tinysubnets.artifact.layout import (
 )
 from tinysubnets.atomic import write_bytes
 from tinysubnets.compression.mask_coding import BlockCache, encode_masks
+from tinysubnets.compression.record import FinishedTask
 from tinysubnets.compression.value_coding import ValueBlock
-from tinysubnets.learner.learner import Learner
-from tinysubnets.nn.network import HEAD
+from tinysubnets.nn.network import HEAD, TSNNetwork
+from tinysubnets.tasks import Split
 
 MODEL_FILE = "model.tsn"
 
 
+class Trained(Protocol):
+    """What the writer reads of a learner (the model file knows nothing else of training)."""
+
+    net: TSNNetwork
+    masks: list[dict[str, Tensor]]
+    finished: list[FinishedTask]
+    n_classes: list[int]
+    replay: list[Split]
+    backbone_spec: dict[str, Any]
+
+    @property
+    def num_tasks(self) -> int: ...
+
+
 def model_bytes(
-    learner: Learner, scenario: dict[str, Any] | None = None,
+    learner: Trained, scenario: dict[str, Any] | None = None,
     mask_cache: dict[str, BlockCache] | None = None,
 ) -> bytes:
     """The model file of ``learner``'s finished tasks; ``scenario`` is metadata for `tsn eval`.
@@ -109,7 +126,7 @@ def _block_entry(block: ValueBlock) -> list[int]:
 
 
 def write_model(
-    path: Path, learner: Learner, scenario: dict[str, Any] | None = None
+    path: Path, learner: Trained, scenario: dict[str, Any] | None = None
 ) -> ModelCapacity:
     """Write the model file atomically; return its capacity, measured from the bytes written."""
     data = model_bytes(learner, scenario)

@@ -20,10 +20,10 @@ from torch import Tensor, nn
 from tinysubnets.compression.finetune import finetune_codebooks
 from tinysubnets.compression.prune import PruneReport, post_prune
 from tinysubnets.compression.quantize import Block, QuantizeReport, own_blocks, quantize_task
+from tinysubnets.compression.record import FinishedTask, freeze_record
 from tinysubnets.config import RunConfig, TrainConfig
 from tinysubnets.device import resolve_device
 from tinysubnets.errors import ConfigError
-from tinysubnets.learner.finished import FinishedTask, freeze_record
 from tinysubnets.learner.replay import keep_samples
 from tinysubnets.learner.similarity import FeatureStats, divergences, feature_stats, sample
 from tinysubnets.learner.trainer import TrainOutcome, mask_selectors, select_masks, train_task

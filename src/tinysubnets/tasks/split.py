@@ -94,8 +94,10 @@ class DatasetInputs:
                              self.transform, self.workers, self._device)
 
     def __getitem__(self, key: slice | Tensor | np.ndarray) -> Tensor:
-        rows = self.rows[key.cpu().numpy() if isinstance(key, Tensor) else key]
-        return self._read(rows, len(rows))
+        positions = np.arange(len(self))[key.cpu().numpy() if isinstance(key, Tensor) else key]
+        if not len(positions):
+            return torch.zeros(0, *self.item_shape, device=self._device)
+        return torch.cat(list(self.batches(positions, len(positions))))
 
     def batches(self, order: np.ndarray, batch_size: int) -> Iterator[Tensor]:
         """Inputs of rows ``order`` (positions in this split), ``batch_size`` at a time."""
@@ -103,14 +105,6 @@ class DatasetInputs:
         loader = DataLoader(rows, batch_size=batch_size, num_workers=self.workers)
         for x in loader:
             yield self._checked(x)
-
-    def _read(self, rows: np.ndarray, batch_size: int) -> Tensor:
-        data = _Rows(self.dataset, rows, self.transform, self.where)
-        parts = [self._checked(x) for x in DataLoader(data, batch_size=max(1, batch_size),
-                                                      num_workers=self.workers)]
-        if not parts:
-            return torch.zeros(0, *self.item_shape, device=self._device)
-        return torch.cat(parts)
 
     def _checked(self, x: Tensor) -> Tensor:
         if tuple(x.shape[1:]) != self.item_shape:

@@ -27,6 +27,7 @@ from tinysubnets.tasks.split import (
 )
 
 Label = int | str | float | bool
+LABEL_TYPES = (bool, int, float, str)  # what a label may be: JSON values, for the model file
 SPLITS = ("train", "val", "test")
 
 
@@ -34,7 +35,7 @@ def _plain(label: Any, where: str) -> Label:
     """A label as a plain JSON-able Python value (numpy and 0-d tensor scalars unwrapped)."""
     if isinstance(label, Tensor | np.generic | np.ndarray) and np.ndim(label) == 0:
         label = label.item()
-    if isinstance(label, bool | int | float | str):
+    if isinstance(label, LABEL_TYPES):
         return label
     raise DataError(f"{where}: label {label!r} of type {type(label).__name__} is not an int, "
                     "str, float or bool")
