@@ -192,7 +192,7 @@ def test_bad_replay_sections_fail_with_clear_messages(replayed, tmp_path: Path) 
         "tasks": (with_header(good, lambda h: h["replay"]["tasks"].pop()),
                   "replay entry is malformed"),
         "shape": (with_header(good, lambda h: h["replay"]["tasks"][0].update(shape=[0])),
-                  "replay entry for task 0 is malformed"),
+                  "replay entry for task 0 is not a count of inputs of shape \\[784\\]"),
         "label": (rechecksum(bytes(labels)),
                   "replay memory of task 1: label 65535 is not one of its 10 classes"),
     }

@@ -384,6 +384,7 @@ def _inspect(args: argparse.Namespace, console: Console) -> int:
     import json
 
     from tinysubnets.artifact import inspect
+    from tinysubnets.errors import clipped, shown
     from tinysubnets.summary import print_capacity
 
     parsed = inspect(args.model)
@@ -391,11 +392,13 @@ def _inspect(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps({"header": parsed.header, "capacity": cap}, indent=2))
         return 0
-    info = parsed.header.get("scenario", {})
+    header, info = parsed.header, parsed.header.get("scenario", {})
+    backbone = header["backbone"].get("name") or header["backbone"]["module"]
+    # Values from the file are quoted short and printed as text, not as rich markup.
     console.print(
-        f"[bold]{args.model}[/bold]: {len(parsed.header['tasks'])} tasks, backbone "
-        f"{parsed.header['backbone']['name']}, scenario {info.get('name', '?')} "
-        f"(seed {info.get('seed', '?')}), {parsed.header.get('library', '')}"
+        f"{args.model}: {len(header['tasks'])} tasks, backbone {clipped(backbone)}, scenario "
+        f"{shown(info.get('name', '?'))} (seed {shown(info.get('seed', '?'))}), "
+        f"{shown(header.get('library', ''))}", markup=False, highlight=False, soft_wrap=True,
     )
     print_capacity(cap, console)
     return 0

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tinysubnets.errors import DataError, shown
 from tinysubnets.scenarios.base import Scenario
 from tinysubnets.tasks import Split
 
@@ -29,7 +30,7 @@ ROWS = 64
 GROUPS = 4
 TOLERANCE = 1e-5  # absolute and relative, on sketch values of order 1 (normalised inputs)
 
-_MEMO: dict[int, tuple[weakref.ref, dict[str, Any]]] = {}
+_MEMO: dict[int, tuple[weakref.ref, list[dict[str, Any]]]] = {}
 
 
 def _rows(n: int, rows: int) -> np.ndarray:
@@ -71,18 +72,43 @@ def of_split(split: Split, rows: int = ROWS) -> dict[str, Any]:
     }
 
 
-def of_scenario(scenario: Scenario) -> dict[str, Any]:
-    """The fingerprint of every task's test split, computed once per scenario object (a run
-    rewrites its model file after every task)."""
+def of_scenario(scenario: Scenario, tasks: int) -> dict[str, Any]:
+    """The fingerprint of the first ``tasks`` tasks' test splits (a model file records its
+    finished tasks'), each computed once per scenario object (a run rewrites its model file
+    after every task) and only when asked for (a run may plan far more tasks than it reaches).
+    """
     hit = _MEMO.get(id(scenario))
-    if hit is not None and hit[0]() is scenario:
-        return hit[1]
-    value = {"version": VERSION, "rows": ROWS,
-             "tasks": [of_split(task.split("test")) for task in scenario.tasks]}
-    key = id(scenario)
-    _MEMO[key] = (weakref.ref(scenario), value)
-    weakref.finalize(scenario, _MEMO.pop, key, None)
-    return value
+    if hit is None or hit[0]() is not scenario:
+        key = id(scenario)
+        hit = _MEMO[key] = (weakref.ref(scenario), [])
+        weakref.finalize(scenario, _MEMO.pop, key, None)
+    done = hit[1]
+    while len(done) < tasks:
+        done.append(of_split(scenario.tasks[len(done)].split("test")))
+    return {"version": VERSION, "rows": ROWS, "tasks": done[:tasks]}
+
+
+def _is_int(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _task_ok(task: object) -> bool:
+    return (isinstance(task, dict) and _is_int(task.get("n"), 0, 1 << 62)
+            and isinstance(task.get("shape"), list)
+            and all(_is_int(d, 0, 1 << 31) for d in task["shape"])
+            and isinstance(task.get("labels_sha256"), str)
+            and isinstance(task.get("sketch"), list) and len(task["sketch"]) <= 3 * GROUPS
+            and all(isinstance(v, int | float) and not isinstance(v, bool)
+                    for v in task["sketch"]))
+
+
+def check_recorded(recorded: dict[str, Any]) -> None:
+    """A fingerprint from a model file's header, checked before it is compared (the file is
+    untrusted: ``rows`` decides how many inputs are read)."""
+    tasks = recorded.get("tasks")
+    if not (_is_int(recorded.get("rows", ROWS), 1, 16 * ROWS) and isinstance(tasks, list)
+            and all(map(_task_ok, tasks))):
+        raise DataError(f"the header's test-data fingerprint is malformed: {shown(recorded)}")
 
 
 def _close(a: Sequence[float], b: Sequence[float]) -> bool:

@@ -16,7 +16,7 @@ operations, in the same order, so it gives the same tensors the task was tested 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from torch import Tensor
 
 from tinysubnets.data import ImageSet
 from tinysubnets.data.memmap import resize_center_crop
-from tinysubnets.errors import ConfigError, DataError
+from tinysubnets.errors import ConfigError, DataError, shown
 from tinysubnets.scenarios.vision import to_tensor
 
 KINDS = ("pmnist", "image")
@@ -42,11 +42,59 @@ def apply(record: dict[str, Any], raw: Raw) -> Tensor:
         return _model_ready(raw)
     kind = record.get("kind")
     if kind == "pmnist":
-        return _pmnist(record, raw)
+        return _pmnist(_checked(record, PMNIST_FIELDS), raw)
     if kind == "image":
-        return _image(record, raw)
-    raise ConfigError(f"unknown preprocessing kind {kind!r} in the model file (known: "
+        return _image(_checked(record, IMAGE_FIELDS), raw)
+    raise ConfigError(f"unknown preprocessing kind {shown(kind)} in the model file (known: "
                       f"{', '.join(KINDS)}); a newer tinysubnets may have written it")
+
+
+# --- the record, checked before use (it comes from a file) -------------------------------
+
+
+MAX_DRAW = (1 << 15) - 1  # a task index (owners are int16): drawing more would be a hang
+MAX_PIXELS = 1 << 24
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and (
+        np.isfinite(value) if isinstance(value, float) else abs(value) < 1 << 53)
+
+
+def _nonzero(value: object) -> bool:
+    return _number(value) and value != 0
+
+
+def _count(low: int, high: int) -> Callable[[object], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _numbers(value: object) -> bool:
+    return isinstance(value, list) and 1 <= len(value) <= 4 and all(map(_number, value))
+
+
+def _permutation_record(value: object) -> bool:
+    seed = value.get("numpy_seed") if isinstance(value, dict) else None
+    return (isinstance(seed, list) and 1 <= len(seed) <= 4
+            and all(_count(0, (1 << 64) - 1)(v) for v in seed)
+            and _count(0, MAX_DRAW)(value.get("draw"))
+            and _count(1, MAX_PIXELS)(value.get("pixels")))
+
+
+PMNIST_FIELDS = {"mean": _number, "std": _nonzero, "scale": _nonzero,
+                 "permutation": _permutation_record}
+IMAGE_FIELDS = {"size": _count(1, 4096), "channels": lambda v: v in (1, 3),
+                "resize": lambda v: isinstance(v, str), "scale": _nonzero,
+                "mean": _numbers, "std": lambda v: _numbers(v) and all(v)}
+
+
+def _checked(record: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """The record, once every field it needs has the type and range the writer gives it."""
+    for name, ok in fields.items():
+        if not ok(record.get(name)):
+            raise DataError(f"the model file's {record['kind']} preprocessing field {name} "
+                            f"is malformed: {shown(record.get(name))}")
+    return record
 
 
 def read_images(paths: Sequence[Path]) -> list[Image.Image]:
@@ -170,8 +218,11 @@ def _as_list(raw: Raw, channels: int) -> list[np.ndarray] | np.ndarray:
 
 def _image(record: dict[str, Any], raw: Raw) -> Tensor:
     size, channels, resize = int(record["size"]), int(record["channels"]), record["resize"]
+    if {len(record["mean"]), len(record["std"])} - {1, channels}:
+        raise DataError(f"the model file's image preprocessing has {len(record['mean'])} means "
+                        f"and {len(record['std'])} deviations for {channels} channels")
     if resize not in RESIZES:
-        raise ConfigError(f"unknown image resize {resize!r} in the model file (known: "
+        raise ConfigError(f"unknown image resize {shown(resize)} in the model file (known: "
                           f"{', '.join(RESIZES)})")
     images = _as_list(raw, channels)
     if resize == "shorter-side-center-crop":

@@ -7,6 +7,9 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from tinysubnets.errors import clipped
 
 
 def print_summary(results: dict[str, Any], console: Console | None = None) -> None:
@@ -97,8 +100,8 @@ def print_capacity(model: dict[str, Any], console: Console | None = None) -> Non
         per_layer.add_column(col, justify="left" if col == "layer" else "right")
     for name, row in model["per_layer_bytes"].items():
         n = row["weights"] + row["codebooks"] + row["masks"]
-        per_layer.add_row(name, str(row["weights"]), str(row["codebooks"]), str(row["masks"]),
-                          pct(n))
+        per_layer.add_row(Text(clipped(name)), str(row["weights"]), str(row["codebooks"]),
+                          str(row["masks"]), pct(n))
     console.print(per_layer)
 
 

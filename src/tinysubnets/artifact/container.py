@@ -23,7 +23,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from tinysubnets.errors import DataError
+from tinysubnets.errors import DataError, clipped, shown
 
 MAGIC = b"TSNMODEL"
 # 2: codebooks may be float16 (2 bytes a centroid).
@@ -89,15 +89,17 @@ def unpack(data: bytes, source: str) -> tuple[dict[str, Any], list[bytes]]:
         raise DataError(f"{source}: checksum mismatch: the file is corrupted or truncated")
     try:
         header = json.loads(data[_PREFIX.size : _PREFIX.size + header_size].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise DataError(f"{source}: the header is not valid JSON ({e})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # ValueError: the digit limit
+        reason = clipped(str(e), 200)
+        raise DataError(f"{source}: the header is not valid JSON ({reason})") from None
     if not isinstance(header, dict) or not isinstance(header.get("sections"), list):
         raise DataError(f"{source}: the header has no section table")
     pos, end = _PREFIX.size + header_size, len(data) - CHECKSUM_BYTES
     sections = []
     for i, size in enumerate(header.pop("sections")):
         if not is_int(size):
-            raise DataError(f"{source}: entry {i} of the section table is not a size: {size!r}")
+            raise DataError(
+                f"{source}: entry {i} of the section table is not a size: {shown(size)}")
         if pos + size > end:
             raise DataError(f"{source}: section {i} ({size} bytes) runs past the end of the file")
         sections.append(data[pos : pos + size])

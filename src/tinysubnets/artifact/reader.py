@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
+from tinysubnets.artifact import bounds
 from tinysubnets.artifact.capacity import ModelCapacity, measure
 from tinysubnets.artifact.container import Section, is_int, overhead_bytes, unpack
 from tinysubnets.artifact.layout import (
@@ -33,7 +34,8 @@ from tinysubnets.artifact.layout import (
 from tinysubnets.artifact.model import CompressedModel
 from tinysubnets.compression.mask_coding import decode_masks
 from tinysubnets.compression.value_coding import ValueBlock, check_block, decode_values
-from tinysubnets.errors import DataError, TSNError
+from tinysubnets.errors import DataError, TSNError, clipped, shown
+from tinysubnets.nn.adopt import adopt_parts
 from tinysubnets.nn.backbones import BACKBONES, build_backbone
 from tinysubnets.nn.network import (
     COPY_PREFIX,
@@ -45,8 +47,6 @@ from tinysubnets.nn.network import (
 from tinysubnets.tasks import Split
 from tinysubnets.tasks.task import LABEL_TYPES
 
-MAX_BACKBONE_WEIGHTS = 1 << 30  # a forged header must not make us allocate without bound
-
 
 @dataclass
 class ParsedModel:
@@ -57,80 +57,83 @@ class ParsedModel:
     sections: dict[str, Section]
     layers: dict[str, tuple[int, ...]]
     capacity: ModelCapacity
+    coded_bytes: int  # of the masks, weights, codebooks and heads: what justifies decoding
     replay: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)  # count, shape
     norms: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.header["input_shape"])
+
 
 def _label(t: int, block: str) -> str:
-    return f"task {t}, head" if block == HEAD else f"task {t}, layer {block}"
+    return f"task {t}, head" if block == HEAD else f"task {t}, layer {clipped(block)}"
 
 
 def _shapes(source: str, header: dict[str, Any], key: str) -> dict[str, tuple[int, ...]]:
     """The header's list of [name, shape] pairs (``layers`` or ``norms``) as a mapping."""
     entries = header.get(key)
-    ok = isinstance(entries, list) and all(
-        isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) and isinstance(e[1], list)
-        and all(is_int(d, 1) for d in e[1]) for e in entries)
-    shapes = {e[0]: tuple(e[1]) for e in entries} if ok else {}
-    if not ok or len(shapes) != len(entries):
+    if not (isinstance(entries, list) and all(
+            isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) for e in entries)):
         raise DataError(f"{source}: the header's {key} list is malformed")
+    shapes = {e[0]: bounds.check_shape(source, f"the {key} entry {clipped(e[0])}: shape", e[1])
+              for e in entries}
+    if len(shapes) != len(entries):
+        raise DataError(f"{source}: the header's {key} list names an entry twice")
     return shapes
 
 
 def _check_backbone_spec(source: str, spec: object) -> None:
-    builtin = isinstance(spec, dict) and isinstance(spec.get("kwargs"), dict) and (
-        spec.get("name") in BACKBONES)
-    user = isinstance(spec, dict) and isinstance(spec.get("module"), str)
+    name = spec.get("name") if isinstance(spec, dict) else None
+    builtin = isinstance(name, str) and name in BACKBONES and isinstance(spec.get("kwargs"), dict)
+    user = isinstance(spec, dict) and "name" not in spec and isinstance(spec.get("module"), str)
     if not (builtin or user):
-        raise DataError(f"{source}: the header's backbone {spec!r} is neither a built-in "
+        raise DataError(f"{source}: the header's backbone {shown(spec)} is neither a built-in "
                         f"({', '.join(sorted(BACKBONES))}) nor a named module")
+
+
+def _count(source: str, header: dict[str, Any], key: str, low: int, high: int,
+           default: object = None) -> int:
+    """A header count in [low, high]."""
+    value = header.get(key, default)
+    if not (is_int(value, low) and value <= high):
+        raise DataError(f"{source}: the header's {key} {shown(value)} is not a count in "
+                        f"{low}..{high}")
+    return value
 
 
 def parse(data: bytes, source: str) -> ParsedModel:
     """Check a model file's container and header against the layout; measure its capacity.
 
+    Every size the header gives is checked for type and range, and what decoding it would
+    allocate is checked against the file's size (`bounds`), before anything is decoded.
     Nothing here needs the backbone module: `decode` checks it against what this records.
     """
     header, chunks = unpack(data, source)
     _check_backbone_spec(source, header.get("backbone"))
-    shape = header.get("input_shape")
-    if not (isinstance(shape, list) and shape and all(is_int(d, 1) for d in shape)):
-        raise DataError(f"{source}: the header's input shape {shape!r} is malformed")
-    layers = _shapes(source, header, "layers")
-    norms = _shapes(source, header, "norms")
-    base = [n for n in layers if base_layer_name(n) == n]
-    copies = header.get("copies", 0)
-    expected_names = base + [f"{COPY_PREFIX}{c}.{n}" for c in range(1, copies + 1) for n in base
-                             ] if is_int(copies) else []
-    n_weights = sum(prod(layers[n]) for n in base)  # capacity's 100 %
-    if not base or list(layers) != expected_names or any(
-            layers[n] != layers[base_layer_name(n)] for n in layers):
-        raise DataError(f"{source}: the header's layers do not form a backbone and "
-                        f"{copies!r} copies of it")
-    if (copies + 1) * n_weights > MAX_BACKBONE_WEIGHTS:
-        raise DataError(f"{source}: a backbone of {n_weights} weights with {copies} copies is "
-                        "beyond the reader's limit")
-    if not is_int(header.get("features"), 1):
-        raise DataError(f"{source}: the header's feature size is malformed")
+    input_shape = bounds.check_shape(source, "the header's input shape",
+                                     header.get("input_shape"))
     tasks = header.get("tasks")
     if not isinstance(tasks, list):
         raise DataError(f"{source}: the header has no task list")
-    for t, task in enumerate(tasks):
-        blocks = task.get("blocks") if isinstance(task, dict) else None
-        if not (
-            isinstance(blocks, dict)
-            and is_int(task.get("classes"), 1)
-            and set(blocks) == {*layers, HEAD}
-            and all(isinstance(b, list) and len(b) == 3 and all(is_int(v) for v in b)
-                    for b in blocks.values())
-            and is_int(task.get("copy", 0)) and task.get("copy", 0) <= copies
-        ):
-            raise DataError(f"{source}: the header's entry for task {t} is malformed: {task!r}")
-        for name, (bits, k, coding) in blocks.items():
-            check_block(bits, k, coding, f"{source}: {_label(t, name)}")
+    if len(tasks) > bounds.MAX_TASKS:
+        raise DataError(f"{source}: {len(tasks)} tasks; a model holds at most "
+                        f"{bounds.MAX_TASKS}")
+    copies = _count(source, header, "copies", 0, len(tasks), default=0)
+    features = _count(source, header, "features", 1, bounds.MAX_DIM)
+    layers = _shapes(source, header, "layers")
+    norms = _shapes(source, header, "norms")
+    base = [n for n in layers if base_layer_name(n) == n]
+    if not base or len(layers) != (copies + 1) * len(base) or list(layers) != base + [
+            f"{COPY_PREFIX}{c}.{n}" for c in range(1, copies + 1) for n in base] or any(
+            layers[n] != layers[base_layer_name(n)] for n in layers):
+        raise DataError(f"{source}: the header's layers do not form a backbone and "
+                        f"{copies} copies of it")
+    n_weights = sum(prod(layers[n]) for n in base)  # capacity's 100 %
+    classes = [_check_task(source, t, task, layers, copies) for t, task in enumerate(tasks)]
     if not isinstance(header.get("scenario", {}), dict):
         raise DataError(f"{source}: the header's scenario is not a mapping")
-    replay = _replay_entries(source, header, len(tasks))
+    replay = _replay_entries(source, header, len(tasks), input_shape)
     expected = expected_sections(list(layers), len(tasks), bool(norms), replay is not None)
     if len(chunks) != len(expected):
         raise DataError(
@@ -140,6 +143,15 @@ def parse(data: bytes, source: str) -> ParsedModel:
     sections = [Section(name, part, chunk, task, layer)
                 for (name, part, task, layer), chunk in zip(expected, chunks, strict=True)]
     by_name = {s.name: s for s in sections}
+    coded = sum(len(s.data) for s in sections if s.part in bounds.CODED_PARTS)
+    need = bounds.decoded_bytes((copies + 1) * n_weights, len(tasks),
+                                sum(k * (features + 1) for k in classes), prod(input_shape))
+    bounds.check(source, need, coded, f"a backbone of {n_weights:,} weights with {copies} "
+                 f"copies, {len(tasks)} tasks and {sum(classes):,} classes")
+    for t, k in enumerate(classes):  # each label takes at least a byte of the task's record
+        if k > len(by_name[f"{TASK_INFO}/{t}"].data):
+            raise DataError(f"{source}: task {t} claims {k:,} classes, its record holds "
+                            f"{len(by_name[f'{TASK_INFO}/{t}'].data):,} bytes of labels")
     for t, (count, shape_t) in enumerate(replay or []):
         size, wanted = len(by_name[f"{REPLAY}/{t}"].data), replay_size(count, shape_t)
         if size != wanted:
@@ -149,11 +161,29 @@ def parse(data: bytes, source: str) -> ParsedModel:
             )
     bits = [{name: b[0] for name, b in task["blocks"].items()} for task in tasks]
     capacity = measure(sections, len(data), overhead_bytes(data), n_weights, len(tasks), bits)
-    return ParsedModel(source, header, by_name, layers, capacity, replay or [], norms)
+    return ParsedModel(source, header, by_name, layers, capacity, coded, replay or [], norms)
+
+
+def _check_task(source: str, t: int, task: object, layers: dict[str, tuple[int, ...]],
+                copies: int) -> int:
+    """Task t's header entry checked (a block per layer and the head); its class count."""
+    blocks = task.get("blocks") if isinstance(task, dict) else None
+    if not (
+        isinstance(blocks, dict)
+        and is_int(task.get("classes"), 1) and task["classes"] <= bounds.MAX_DIM
+        and set(blocks) == {*layers, HEAD}
+        and all(isinstance(b, list) and len(b) == 3 and all(is_int(v) for v in b)
+                for b in blocks.values())
+        and is_int(task.get("copy", 0)) and task.get("copy", 0) <= copies
+    ):
+        raise DataError(f"{source}: the header's entry for task {t} is malformed: {shown(task)}")
+    for name, (bits, k, coding) in blocks.items():
+        check_block(bits, k, coding, f"{source}: {_label(t, name)}")
+    return task["classes"]
 
 
 def _replay_entries(
-    source: str, header: dict[str, Any], n_tasks: int
+    source: str, header: dict[str, Any], n_tasks: int, input_shape: tuple[int, ...]
 ) -> list[tuple[int, tuple[int, ...]]] | None:
     """Count and input shape of each task's replay memory; None if the file keeps none."""
     if REPLAY not in header:
@@ -164,16 +194,15 @@ def _replay_entries(
             and entry.get("x") == REPLAY_X and entry.get("y") == REPLAY_Y):
         raise DataError(
             f"{source}: the header's replay entry is malformed (wanted {REPLAY_X} inputs, "
-            f"{REPLAY_Y} labels and one entry per task): {entry!r}"
+            f"{REPLAY_Y} labels and one entry per task): {shown(entry)}"
         )
     out = []
     for t, task in enumerate(tasks):
         count, shape = (task.get("count"), task.get("shape")) if isinstance(task, dict) else (0, 0)
-        if not (is_int(count) and isinstance(shape, list) and shape
-                and all(is_int(d, 1) for d in shape)):
-            raise DataError(f"{source}: the header's replay entry for task {t} is malformed: "
-                            f"{task!r}")
-        out.append((count, tuple(shape)))
+        if not (is_int(count) and shape == list(input_shape)):
+            raise DataError(f"{source}: the header's replay entry for task {t} is not a count "
+                            f"of inputs of shape {list(input_shape)}: {shown(task)}")
+        out.append((count, input_shape))
     return out
 
 
@@ -186,21 +215,62 @@ def _block(parsed: ParsedModel, t: int, name: str, n: int) -> np.ndarray:
 
 
 def _module(parsed: ParsedModel, backbone: nn.Module | None) -> nn.Module:
-    """The module to decode into: the one given, else the built-in the header names."""
-    spec = parsed.header["backbone"]
+    """The module to decode into: the one given, else the built-in the header names (built
+    on the meta device first, so that its size is checked before anything is allocated)."""
+    spec, source = parsed.header["backbone"], parsed.source
     if backbone is not None:
+        _check_layers(parsed, backbone)
+        _check_probe(parsed, backbone)
         return backbone
     if "name" not in spec:
-        raise DataError(
-            f"{parsed.source}: the model was trained with a user backbone "
-            f"({spec['module']}): pass a fresh instance, load(path, backbone={spec['module']}())"
-        )
+        module = clipped(spec["module"])
+        raise DataError(f"{source}: the model was trained with a user backbone ({module}): "
+                        f"pass a fresh instance, load(path, backbone={module}())")
+    for device in ("meta", "cpu"):
+        try:
+            with torch.random.fork_rng(devices=[]), torch.device(device):  # values come later
+                module = build_backbone(spec["name"], **spec["kwargs"])
+        except Exception as e:  # noqa: BLE001  (any error: the file's settings do not build)
+            raise DataError(f"{source}: backbone {spec['name']!r} cannot be built from "
+                            f"{shown(spec['kwargs'])} ({clipped(str(e), 200)})") from None
+        if device == "meta":
+            bounds.check(source, bounds.module_bytes(module), parsed.coded_bytes,
+                         f"backbone {spec['name']!r} built from {shown(spec['kwargs'])}")
+            _check_layers(parsed, module)
+            _check_probe(parsed, module)
+    return module
+
+
+def _check_layers(parsed: ParsedModel, module: nn.Module) -> None:
+    """The module's masked parameters must be the file's layers, by name and shape."""
     try:
-        with torch.random.fork_rng(devices=[]):  # its initial values are overwritten
-            return build_backbone(spec["name"], **spec["kwargs"])
-    except (TypeError, ValueError, RuntimeError, TSNError) as e:
-        raise DataError(f"{parsed.source}: backbone {spec['name']!r} cannot be built from "
-                        f"{spec['kwargs']} ({e})") from None
+        parts = adopt_parts(module)
+    except TSNError as e:
+        raise DataError(f"{parsed.source}: the backbone {type(module).__name__} does not fit "
+                        f"the file: {clipped(str(e), 300)}") from None
+    built = {spec.name: tuple(module.get_submodule(spec.module).get_parameter(spec.param).shape)
+             for spec in parts.masked}
+    stored = {n: s for n, s in parsed.layers.items() if base_layer_name(n) == n}
+    _compare(parsed.source, "layer", type(module).__name__, built, stored)
+
+
+def _compare(source: str, kind: str, module: str, have: dict[str, tuple[int, ...]],
+             want: dict[str, tuple[int, ...]]) -> None:
+    for name in dict.fromkeys([*want, *have]):
+        if have.get(name) != want.get(name):
+            a, b = want.get(name), have.get(name)
+            raise DataError(f"{source}: {kind} {clipped(name)}: the file holds "
+                            f"{list(a) if a else 'none'}, the backbone {module} "
+                            f"{list(b) if b else 'none'}")
+
+
+def _check_probe(parsed: ParsedModel, module: nn.Module) -> None:
+    """The forward at the file's input shape must fit the reader's bounds (measured on the
+    meta device: a hostile input shape must not make the probe allocate gigabytes)."""
+    need = bounds.activation_bytes(module, parsed.input_shape)
+    if need is not None:
+        bounds.check(parsed.source, need, parsed.coded_bytes,
+                     f"a forward at input shape {list(parsed.input_shape)}")
 
 
 def _network(parsed: ParsedModel, backbone: nn.Module | None) -> TSNNetwork:
@@ -211,20 +281,10 @@ def _network(parsed: ParsedModel, backbone: nn.Module | None) -> TSNNetwork:
         net = TSNNetwork(module, header["input_shape"], torch.Generator().manual_seed(0))
     except TSNError as e:
         raise DataError(f"{source}: the backbone {type(module).__name__} does not fit the "
-                        f"file: {e}") from None
-    built = {n: tuple(net.masked_layers()[n].owner.shape) for n in net.param_names}
-    stored = {n: s for n, s in parsed.layers.items() if base_layer_name(n) == n}
+                        f"file: {clipped(str(e), 300)}") from None
     template = net.norm_template()
     norms = {n: tuple(template[n].shape) for n in net.kept_norm_names()}
-    for kind, have, want in (("layer", built, stored), ("norm tensor", norms, parsed.norms)):
-        for name in dict.fromkeys([*want, *have]):
-            if have.get(name) != want.get(name):
-                a, b = want.get(name), have.get(name)
-                raise DataError(
-                    f"{source}: {kind} {name}: the file holds "
-                    f"{list(a) if a else 'none'}, the backbone {type(module).__name__} "
-                    f"{list(b) if b else 'none'}"
-                )
+    _compare(source, "norm tensor", type(module).__name__, norms, parsed.norms)
     if net.out_features != header["features"]:
         raise DataError(f"{source}: the backbone gives {net.out_features} features, the file's "
                         f"heads take {header['features']}")
@@ -234,43 +294,72 @@ def _network(parsed: ParsedModel, backbone: nn.Module | None) -> TSNNetwork:
     return net
 
 
-def decode(parsed: ParsedModel, backbone: nn.Module | None = None) -> CompressedModel:
-    """Decode masks, values, heads and norms into a model (on the CPU)."""
-    source, header = parsed.source, parsed.header
-    tasks = header["tasks"]
-    T = len(tasks)
-    net = _network(parsed, backbone)
-    masks: list[dict[str, torch.Tensor]] = [{} for _ in range(T)]
-    for name, layer in net.masked_layers().items():
-        shape = parsed.layers[name]
+@dataclass
+class DecodedValues:
+    """Everything a file stores, decoded and checked, before it meets a module: per layer
+    its masks (one per task), stored values and owners; per task its head, norms, record and
+    replay memory."""
+
+    masks: list[dict[str, Tensor]]
+    layers: dict[str, tuple[Tensor, Tensor]]  # name -> (values, owner), in the layer's shape
+    heads: list[Tensor]
+    norms: list[Tensor]
+    info: list[dict[str, Any]]
+    replay: list[Split]
+
+
+def decode_values_only(parsed: ParsedModel) -> DecodedValues:
+    """Decode and check every section (what needs no backbone module)."""
+    T = len(parsed.header["tasks"])
+    masks: list[dict[str, Tensor]] = [{} for _ in range(T)]
+    layers = {}
+    for name, shape in parsed.layers.items():
         try:
             layer_masks = decode_masks(parsed.sections[f"masks/{name}"].data, T, shape)
         except DataError as e:
-            raise DataError(f"{source}: masks of layer {name}: {e}") from None
-        flat = [m.ravel() for m in layer_masks]
-        owner = owners_from_masks(flat) if T else np.full(prod(shape), -1)
+            raise DataError(f"{parsed.source}: masks of layer {clipped(name)}: {e}") from None
+        owner = owners_from_masks([m.ravel() for m in layer_masks]) if T else np.full(
+            prod(shape), -1)
         values = np.zeros(prod(shape), dtype=np.float32)
+        # Positions by owner, in position order within each (a block's order): one sort,
+        # not a scan per task.
+        order = np.argsort(owner, kind="stable")
+        ends = np.cumsum(np.bincount(owner + 1, minlength=T + 1))
         for t in range(T):
-            own = owner == t
-            values[own] = _block(parsed, t, name, int(own.sum()))
+            own = order[ends[t] : ends[t + 1]]
+            values[own] = _block(parsed, t, name, len(own))
             masks[t][name] = torch.from_numpy(layer_masks[t])
+        layers[name] = (torch.from_numpy(values).view(shape),
+                        torch.from_numpy(owner.astype(np.int16)).view(shape))
+    info = [_task_info(parsed, t) for t in range(T)]
+    features = parsed.header["features"]
+    heads = [torch.from_numpy(_block(parsed, t, HEAD, task["classes"] * (features + 1)))
+             for t, task in enumerate(parsed.header["tasks"])]
+    norms = [_norm_values(parsed, t) for t in range(T)] if parsed.norms else []
+    replay = [_replay(parsed, t, count, shape) for t, (count, shape) in enumerate(parsed.replay)]
+    return DecodedValues(masks, layers, heads, norms, info, replay)
+
+
+def decode(parsed: ParsedModel, backbone: nn.Module | None = None) -> CompressedModel:
+    """Decode masks, values, heads and norms into a model (on the CPU)."""
+    net = _network(parsed, backbone)
+    stored = decode_values_only(parsed)
+    for name, layer in net.masked_layers().items():
+        values, owner = stored.layers[name]
         with torch.no_grad():
             layer.weight.zero_()
             layer.scores.zero_()
-            layer.frozen.copy_(torch.from_numpy(values).view(shape))
-            layer.owner.copy_(torch.from_numpy(owner.astype(np.int16)).view(shape))
+            layer.frozen.copy_(values)
+            layer.owner.copy_(owner)
     generator = torch.Generator().manual_seed(0)  # heads are overwritten right away
-    for t, task in enumerate(tasks):
-        n_weight = task["classes"] * net.out_features
-        values = torch.from_numpy(_block(parsed, t, HEAD, n_weight + task["classes"]))
-        set_head_values(net.add_head(task["classes"], generator), values)
+    for t, task in enumerate(parsed.header["tasks"]):
+        set_head_values(net.add_head(task["classes"], generator), stored.heads[t])
         net.copy_of[t] = task.get("copy", 0)
         if parsed.norms:
-            _load_norms(parsed, net, t)
+            _load_norms(parsed, net, t, stored.norms[t])
     net.eval()
-    replay = [_replay(parsed, t, count, shape) for t, (count, shape) in enumerate(parsed.replay)]
-    info = [_task_info(parsed, t) for t in range(T)]
-    return CompressedModel(net, masks, header, parsed.capacity, replay, info)
+    return CompressedModel(net, stored.masks, parsed.header, parsed.capacity, stored.replay,
+                           stored.info)
 
 
 def _task_info(parsed: ParsedModel, t: int) -> dict[str, Any]:
@@ -278,16 +367,25 @@ def _task_info(parsed: ParsedModel, t: int) -> dict[str, Any]:
     where = f"{parsed.source}: task {t}"
     try:
         info = json.loads(parsed.sections[f"{TASK_INFO}/{t}"].data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # ValueError: JSON, digit limit
         raise DataError(f"{where}: its name and labels are not valid JSON") from None
     labels = info.get("labels") if isinstance(info, dict) else None
     classes = parsed.header["tasks"][t]["classes"]
     if not (isinstance(labels, list) and len(labels) == classes
             and all(isinstance(v, LABEL_TYPES) for v in labels)
-            and len(set(map(repr, labels))) == classes
+            and len(set(map(shown_label, labels))) == classes
             and isinstance(info.get("name"), str) and isinstance(info.get("preprocess"), dict)):
         raise DataError(f"{where}: its name, labels or preprocessing are malformed")
     return info
+
+
+def shown_label(value: object) -> str:
+    """A label as a distinct key (repr tells 1 from "1" and True; ints past Python's digit
+    limit for repr are keyed by their bytes)."""
+    try:
+        return repr(value)
+    except ValueError:
+        return f"int:{value.to_bytes((value.bit_length() + 8) // 8, 'little', signed=True)!r}"
 
 
 def _replay(parsed: ParsedModel, t: int, count: int, shape: tuple[int, ...]) -> Split:
@@ -298,29 +396,43 @@ def _replay(parsed: ParsedModel, t: int, count: int, shape: tuple[int, ...]) -> 
             f"{parsed.source}: replay memory of task {t}: label {int(memory.y.max())} is not "
             f"one of its {classes} classes"
         )
+    if not torch.isfinite(memory.x).all():
+        raise DataError(f"{parsed.source}: replay memory of task {t}: an input is not finite")
     return memory
 
 
-def _load_norms(parsed: ParsedModel, net: TSNNetwork, t: int) -> None:
+def _norm_values(parsed: ParsedModel, t: int) -> Tensor:
+    """Task t's norm tensors, float32 back to back in the header's order (finite)."""
     data = parsed.sections[f"norms/{t}"].data
-    sizes = {name: prod(shape) for name, shape in parsed.norms.items()}
-    if len(data) != 4 * sum(sizes.values()):
+    size = sum(prod(shape) for shape in parsed.norms.values())
+    if len(data) != 4 * size:
         raise DataError(f"{parsed.source}: norms of task {t}: {len(data)} bytes, expected "
-                        f"{4 * sum(sizes.values())}")
+                        f"{4 * size}")
     values = torch.from_numpy(np.frombuffer(data, "<f4").copy())
+    if not torch.isfinite(values).all():
+        raise DataError(f"{parsed.source}: norms of task {t}: a value is not finite")
+    return values
+
+
+def _load_norms(parsed: ParsedModel, net: TSNNetwork, t: int, values: Tensor) -> None:
     state, pos = net.norm_state(t), 0
     with torch.no_grad():
-        for name, n in sizes.items():
-            state[name].copy_(values[pos : pos + n].view(parsed.norms[name]))
+        for name, shape in parsed.norms.items():
+            n = prod(shape)
+            state[name].copy_(values[pos : pos + n].view(shape))
             pos += n
 
 
-def read_bytes(path: Path) -> bytes:
+def read_bytes(path: str | Path) -> bytes:
     """A file's bytes, or a DataError saying why it cannot be read."""
+    if not isinstance(path, str | Path):
+        raise DataError(f"a model file is named by a path, got {shown(path)}")
     try:
         return Path(path).read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: no such model file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a model file") from None
     except OSError as e:
         raise DataError(f"{path}: cannot be read ({e.strerror})") from None
 
@@ -331,13 +443,18 @@ def load(path: str | Path, backbone: nn.Module | None = None) -> CompressedModel
     A built-in backbone needs nothing; a user's backbone takes a fresh instance of the same
     module (checked against the shapes the file records; its values are not used).
     """
-    return decode(parse(read_bytes(Path(path)), str(path)), backbone)
+    if backbone is not None and not isinstance(backbone, nn.Module):
+        raise DataError(f"backbone must be a torch.nn.Module, got {type(backbone).__name__}")
+    return decode(parse(read_bytes(path), str(path)), backbone)
 
 
 def inspect(path: str | Path) -> ParsedModel:
-    """Header, sections and capacity of a model file, checked but not decoded (a built-in
-    backbone is also checked against the shapes the file records)."""
-    parsed = parse(read_bytes(Path(path)), str(path))
+    """Header, sections and capacity of a model file, checked as `load` checks it: every
+    section is decoded, and a built-in backbone is built and checked against the shapes the
+    file records (a user's backbone is checked by `load`, which is given the module)."""
+    parsed = parse(read_bytes(path), str(path))
     if "name" in parsed.header["backbone"]:
-        _network(parsed, None)
+        decode(parsed)
+    else:
+        decode_values_only(parsed)
     return parsed

@@ -129,6 +129,8 @@ def decode_values(block: ValueBlock, n: int, where: str = "value block") -> np.n
         if len(block.codes) != 4 * n:
             raise DataError(f"{where}: {len(block.codes)} bytes of raw values, expected {4 * n}")
         values = np.frombuffer(block.codes, "<f4")
+        if not np.isfinite(values).all():  # the writer stores finite values only
+            raise DataError(f"{where}: a raw value is not finite")
     else:
         if len(block.codebook) not in (2 * k, 4 * k):
             raise DataError(

@@ -10,6 +10,7 @@ data the model never saw.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from tinysubnets import fingerprint
 from tinysubnets.config import RunConfig
 from tinysubnets.data.download import default_cache_dir
 from tinysubnets.data.registry import REMOTE_DATASETS
-from tinysubnets.errors import ConfigError, DataError, TSNError
+from tinysubnets.errors import ConfigError, DataError, TSNError, shown
 from tinysubnets.scenarios import SPECS, five_datasets_of, scenario_of_model
 from tinysubnets.scenarios.base import Scenario
 from tinysubnets.scenarios.sources import LAYOUTS, NOT_DOWNLOADABLE
@@ -117,6 +118,33 @@ def _check(info: dict[str, Any], scenario: Scenario, tasks: int, force: bool) ->
     return [f"--force: {message}"]
 
 
+def _is(kinds: type | tuple[type, ...]) -> Callable[[object], bool]:
+    return lambda v: isinstance(v, kinds) and not isinstance(v, bool) or v is None
+
+
+INFO_FIELDS: dict[str, Callable[[object], bool]] = {
+    "name": _is(str), "seed": _is(int), "val_fraction": _is((int, float)), "datasets": _is(str),
+    "image_size": _is(int), "data_dir": _is(str), "data": _is(str), "tasks": _is(int),
+    "download": lambda v: isinstance(v, bool) or v is None, "fingerprint": _is(dict),
+}
+
+
+def _check_info(info: object) -> None:
+    """The header's scenario entry, each field of the type the writer gives it (the file is
+    untrusted: a list for a name or a number for a folder must be one clear error)."""
+    if not isinstance(info, dict):
+        raise DataError(f"the header's scenario {shown(info)} is not a mapping")
+    for name, ok in INFO_FIELDS.items():
+        if not ok(info.get(name)):
+            raise DataError(f"the header's scenario field {name} is malformed: "
+                            f"{shown(info[name])}")
+    if isinstance(info.get("data_dir"), str) and "\0" in info["data_dir"]:
+        raise DataError(f"the header's scenario field data_dir is not a path: "
+                        f"{shown(info['data_dir'])}")
+    if "fingerprint" in info and info["fingerprint"] is not None:
+        fingerprint.check_recorded(info["fingerprint"])
+
+
 def recorded_scenario(
     info: dict[str, Any], tasks: int, data_dir: str | None = None, download: bool = False,
     name: str | None = None, force: bool = False,
@@ -126,6 +154,7 @@ def recorded_scenario(
 
     ``download`` may fetch what is missing; ``force`` accepts data whose fingerprint differs.
     """
+    _check_info(info)
     if info.get("name") == USER_SCENARIO:
         raise ConfigError(
             "its tasks are the user's own (scenario 'custom'): the file cannot rebuild them. "
