@@ -20,6 +20,9 @@ CIFAR10_TEST = "test_batch"
 CIFAR100_FOLDER = "cifar-100-python"
 
 _PIXELS = 3 * 32 * 32
+# The largest batch, CIFAR-100's train (50,000 images), pickles to about 160 MB: a member
+# declaring more is refused before it is read (`iter_archive`).
+_BATCH_BYTES = 256 << 20
 # ndarray.__reduce__ hands back numpy's own reconstructor, whatever module numpy keeps it in.
 _RECONSTRUCT = np.ndarray((0,), np.uint8).__reduce__()[0]
 
@@ -31,14 +34,24 @@ def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
     return text.encode("latin1")
 
 
+def _empty_bytes(*args: object) -> bytes:
+    """bytes() as Python 3 protocol-2 pickles call it for b"" (an empty batch's pixels); any
+    argument is refused, since bytes(n) would allocate n bytes a batch never holds."""
+    if args:
+        raise pickle.UnpicklingError("bytes called with arguments, expected none (b'')")
+    return b""
+
+
 # Everything the batches reference: the Python 2 originals name numpy.core.multiarray; files
-# re-pickled under numpy 2 name numpy._core; Python 3 protocol-2 pickles add _codecs.encode.
+# re-pickled under numpy 2 name numpy._core; Python 3 protocol-2 pickles add _codecs.encode
+# (and __builtin__.bytes for b"").
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
     ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
     ("_codecs", "encode"): _latin1_encode,
+    ("__builtin__", "bytes"): _empty_bytes,
 }
 
 
@@ -96,6 +109,8 @@ def _batch_set(source: str, data: bytes, label_key: str, num_classes: int) -> Im
         found = f"{pixels.dtype} {pixels.shape}" if isinstance(pixels, np.ndarray) else type(pixels)
         raise DataError(f"{source} b'data' is {found}; expected uint8 of shape (N, {_PIXELS})")
     labels = np.asarray(batch[label_key])
+    if labels.shape == (0,):  # an empty list reads as float64: no labels is no wrong labels
+        labels = labels.astype(np.int64)
     if labels.dtype.kind not in "iu" or labels.shape != (len(pixels),):
         raise DataError(
             f"{source} b{label_key!r} has {labels.dtype} shape {labels.shape}; "
@@ -114,7 +129,7 @@ def _read_batches(root: Path, folder: str, names: Sequence[str]) -> dict[str, tu
     if is_archive(root):
         wanted = {f"{folder}/{name}": name for name in names} | {name: name for name in names}
         found: dict[str, tuple[str, bytes]] = {}
-        for member, read in iter_archive(root, f"a tar archive of {layout}"):
+        for member, read in iter_archive(root, f"a tar archive of {layout}", _BATCH_BYTES):
             if member in wanted and wanted[member] not in found:
                 found[wanted[member]] = (f"{root}:{member}", read())
         missing = [f"{folder}/{name}" for name in names if name not in found]

@@ -19,6 +19,9 @@ from .images import ImageSet
 # The extensions ImageFolder accepts; anything else in a class folder (notes, boxes) is skipped.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 FOLDER_LAYOUT = "<root>/<class>/<image> (one sub-folder per class, images .jpg, .png, ...)"
+# The largest image file read from an archive: a member declaring more is refused before it is
+# read (`iter_archive`; the archive's total has its default bound).
+MAX_IMAGE_BYTES = 256 << 20
 
 Size = int | tuple[int, int] | None
 Tree = dict[str, list["ImageFile"]]
@@ -130,7 +133,7 @@ def _archive_trees(archive: Path, folders: Sequence[str]) -> list[Tree]:
     layout = "a tar archive holding ImageFolder trees (<folder>/<class>/<image>)"
     trees: list[Tree] = [{} for _ in folders]
     seen: set[str] = set()  # the first two levels of folders, to say what is there instead
-    for name, read in iter_archive(archive, layout):
+    for name, read in iter_archive(archive, layout, MAX_IMAGE_BYTES):
         seen.add("/".join(name.split("/")[:2]))
         for prefix, tree in zip(prefixes, trees, strict=True):
             parts = name[len(prefix) :].split("/") if name.startswith(prefix) else []

@@ -22,6 +22,10 @@ _WNIDS = "wnids.txt"
 _ANNOTATIONS = "val/val_annotations.txt"
 # Names that sit at the top of the dataset folder; any other first component is that folder.
 _TOP_LEVEL = {"wnids.txt", "words.txt", "train", "val", "test"}
+# Its JPEGs are a few KB and val_annotations.txt 0.3 MB: a member declaring more than this, or
+# members summing to more than the total, are refused before they are read (`iter_archive`).
+_MEMBER_BYTES = 16 << 20
+_TOTAL_BYTES = 2 << 30
 
 Samples = list[tuple[ImageFile, int]]
 
@@ -73,7 +77,8 @@ def _from_folder(root: Path) -> tuple[_TinyFiles, str]:
 def _from_archive(archive: Path) -> _TinyFiles:
     """The same files read from a zip or tar archive in one pass (its members stay in memory)."""
     files, tops = _TinyFiles(where=""), set()
-    for name, read in iter_archive(archive, f"an archive of {TINY_LAYOUT}"):
+    members = iter_archive(archive, f"an archive of {TINY_LAYOUT}", _MEMBER_BYTES, _TOTAL_BYTES)
+    for name, read in members:
         parts = name.split("/")
         top = "" if parts[0] in _TOP_LEVEL else parts[0]
         rel = parts[1:] if top else parts

@@ -36,7 +36,8 @@ def streamed_class_split(
     train_tree, test_tree = list_folder_pair(root, "train", test_folder)
     # Classes are checked (and ordered) from the listing, before hours of decoding.
     train_labels, test_labels = tree_labels(train_tree), tree_labels(test_tree)
-    order = class_order(name, train_labels, test_labels, n_tasks, CLASSES_PER_TASK, seed)
+    order = class_order(name, train_labels, test_labels, n_tasks, CLASSES_PER_TASK, seed,
+                        val_fraction)
     train = decoded_folder(root / "train", train_tree, size, cache_dir)
     test = decoded_folder(root / test_folder, test_tree, size, cache_dir)
     mean, std = (torch.from_numpy(v) for v in channel_mean_std(train))

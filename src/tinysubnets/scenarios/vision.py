@@ -23,7 +23,7 @@ from tinysubnets.data import ImageSet
 from tinysubnets.errors import ConfigError, DataError
 from tinysubnets.scenarios.base import Scenario
 from tinysubnets.tasks import Split, Task, take_rows, train_val_indices
-from tinysubnets.tasks.split import Inputs
+from tinysubnets.tasks.split import Inputs, check_carve, check_not_empty
 
 
 def to_tensor(images: ImageSet, size: int, channels: int = 3) -> Tensor:
@@ -80,11 +80,13 @@ def image_record(
 
 def class_order(
     name: str, train_labels: np.ndarray, test_labels: np.ndarray, n_tasks: int,
-    classes_per_task: int, seed: int,
+    classes_per_task: int, seed: int, val_fraction: float | None = None,
 ) -> np.ndarray:
     """Every class of the dataset in a seeded order (task t takes the t-th group of
-    ``classes_per_task``), checked before anything is decoded: train and test hold the same
-    classes, and there are enough of them for the tasks."""
+    ``classes_per_task``), checked before anything is decoded: neither split is empty, train
+    and test hold the same classes, and there are enough of them for the tasks (and, given
+    ``val_fraction``, enough training images in each for it: `check_task_sizes`)."""
+    check_not_empty(name, {"train": len(train_labels), "test": len(test_labels)})
     classes = np.unique(train_labels)
     if not np.array_equal(classes, np.unique(test_labels)):
         raise DataError(f"{name}: train and test hold different classes")
@@ -93,7 +95,26 @@ def class_order(
             f"{name} has {len(classes)} classes: {n_tasks} tasks of {classes_per_task} classes "
             f"need {n_tasks * classes_per_task}"
         )
-    return np.random.default_rng([seed, 0xC1A55]).permutation(classes)
+    order = np.random.default_rng([seed, 0xC1A55]).permutation(classes)
+    if val_fraction is not None:
+        check_task_sizes(name, train_labels, test_labels, order, n_tasks, classes_per_task,
+                         val_fraction)
+    return order
+
+
+def check_task_sizes(
+    name: str, train_labels: np.ndarray, test_labels: np.ndarray, order: np.ndarray,
+    n_tasks: int, classes_per_task: int, val_fraction: float,
+) -> None:
+    """Every task's split sizes, checked from the labels before any task is built (a task
+    built lazily would otherwise fail mid-run): none empty, none too small for val_fraction."""
+    size = int(order.max()) + 1
+    per_class = [np.bincount(labels, minlength=size) for labels in (train_labels, test_labels)]
+    for t in range(n_tasks):
+        chosen = order[t * classes_per_task : (t + 1) * classes_per_task]
+        n_train, n_test = (int(counts[chosen].sum()) for counts in per_class)
+        check_not_empty(f"task {name}-{t}", {"train": n_train, "test": n_test})
+        check_carve(n_train, val_fraction, f"task {name}-{t}")
 
 
 def class_tasks(
@@ -106,6 +127,8 @@ def class_tasks(
     are 0..classes_per_task-1. Each task carves its validation split from its training images
     (seeded). ``preprocess`` is every task's record of how raw images became the inputs."""
     (x_train, train_labels), (x_test, test_labels) = train, test
+    check_task_sizes(name, train_labels, test_labels, order, n_tasks, classes_per_task,
+                     val_fraction)
     y_train, y_test = torch.from_numpy(train_labels), torch.from_numpy(test_labels)
 
     def maker(t: int):
@@ -114,7 +137,8 @@ def class_tasks(
         remap[torch.from_numpy(chosen)] = torch.arange(len(chosen))
         in_train = torch.from_numpy(np.isin(train_labels, chosen)).nonzero().view(-1)
         in_test = torch.from_numpy(np.isin(test_labels, chosen)).nonzero().view(-1)
-        fit, val = train_val_indices(len(in_train), val_fraction, seed * 1_000 + t)
+        fit, val = train_val_indices(len(in_train), val_fraction, seed * 1_000 + t,
+                                     f"task {name}-{t}")
         index = {"train": in_train[fit], "val": in_train[val]}
 
         def make_split(which: str) -> Split:
@@ -140,7 +164,8 @@ def class_split(
 ) -> Scenario:
     """`class_tasks` of a dataset held in memory, as size×size×3 images normalised with the
     training split's statistics."""
-    order = class_order(name, train.labels, test.labels, n_tasks, classes_per_task, seed)
+    order = class_order(name, train.labels, test.labels, n_tasks, classes_per_task, seed,
+                        val_fraction)
     x_train, x_test = to_tensor(train, size), to_tensor(test, size)
     mean, std = channel_stats(x_train)
     x_train, x_test = ((x - mean) / std for x in (x_train, x_test))  # `normalise`, spelled out
@@ -155,13 +180,17 @@ def one_task_per_dataset(
 ) -> Scenario:
     """One task per (name, train, test) dataset, all as size×size×3, each normalised with its
     own training statistics; the task's classes are the dataset's."""
-    tasks = []
+    carved = []  # every dataset's splits are checked before any is converted
     for t, (dataset, train, test) in enumerate(datasets):
+        where = f"task {dataset} ({name} task {t})"
+        check_not_empty(where, {"train": len(train), "test": len(test)})
+        carved.append(train_val_indices(len(train), val_fraction, seed * 1_000 + t, where))
+    tasks = []
+    for (dataset, train, test), (fit, val) in zip(datasets, carved, strict=True):
         x_train, x_test = to_tensor(train, size), to_tensor(test, size)
         mean, std = channel_stats(x_train)
         x_train, x_test = ((x - mean) / std for x in (x_train, x_test))  # `normalise`
         y_train, y_test = torch.from_numpy(train.labels), torch.from_numpy(test.labels)
-        fit, val = train_val_indices(len(train), val_fraction, seed * 1_000 + t)
         parts = {
             "train": Split(x_train[fit], y_train[fit]),
             "val": Split(x_train[val], y_train[val]),

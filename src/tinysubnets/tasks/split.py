@@ -139,10 +139,38 @@ def take_rows(x: Inputs, index: Tensor) -> Inputs:
     return x.subset(index) if isinstance(x, StreamedImages | DatasetInputs) else x[index]
 
 
-def train_val_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded split of ``range(n)`` into train and validation indices (sorted, disjoint)."""
+def check_not_empty(where: str, counts: dict[str, int]) -> None:
+    """Refuse a split of 0 inputs (counts: split -> inputs) before any work starts: training,
+    statistics or testing on nothing fail deep inside torch, or report a meaningless score."""
+    empty = [which for which, n in counts.items() if n < 1]
+    if empty:
+        held = ", ".join(f"{n} {which}" for which, n in counts.items())
+        splits = " and ".join(empty) + (" splits hold" if len(empty) > 1 else " split holds")
+        raise DataError(f"{where}: the {splits} no inputs ({held}); each needs at least 1")
+
+
+def check_carve(n: int, val_fraction: float, where: str = "the training split") -> int:
+    """How many of ``n`` training inputs `train_val_indices` holds out for validation; a split
+    too small for ``val_fraction`` (either part empty) is refused, ``where`` naming it."""
+    n_val = min(n, max(1, round(val_fraction * n)))
+    if n - n_val < 1:
+        raise DataError(
+            f"{where}: {n} training input(s) with val_fraction {val_fraction} leave "
+            f"{n - n_val} to train on and {n_val} to validate on; each needs at least 1"
+        )
+    return n_val
+
+
+def train_val_indices(
+    n: int, val_fraction: float, seed: int, where: str = "the training split"
+) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded split of ``range(n)`` into train and validation indices (sorted, disjoint).
+
+    Every task's training split is carved here, so this is where one too small for
+    ``val_fraction`` is refused (`check_carve`): both parts must hold an input.
+    """
+    n_val = check_carve(n, val_fraction, where)
     order = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, round(val_fraction * n))
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 

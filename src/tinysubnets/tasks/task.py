@@ -23,6 +23,7 @@ from tinysubnets.tasks.split import (
     Split,
     Transform,
     as_input,
+    check_not_empty,
     train_val_indices,
 )
 
@@ -115,6 +116,7 @@ class Task:
                 raise DataError(f"{where}, {which} split: inputs of shape "
                                 f"{list(xs[which].shape[1:])}, the training inputs are "
                                 f"{list(xs['train'].shape[1:])}")
+        check_not_empty(where, {which: len(v) for which, v in ys.items()})
         classes = _classes(ys["train"], where)
         y = {which: class_indices(v, classes, f"{where}, {which} split") for which, v in
              ys.items()}
@@ -123,8 +125,6 @@ class Task:
             xs["val"], y["val"] = xs["train"][val], y["train"][val]
             xs["train"], y["train"] = xs["train"][fit], y["train"][fit]
         splits = {which: Split(xs[which].contiguous(), y[which]) for which in SPLITS}
-        if not len(splits["test"]):
-            raise DataError(f"{where}: the test split is empty")
         return cls(name, tuple(classes), splits.__getitem__)
 
     @classmethod
@@ -178,12 +178,7 @@ def _classes(train_labels: list[Label], where: str) -> list[Label]:
 def _carve(n: int, val_fraction: float, seed: int, where: str) -> tuple[np.ndarray, np.ndarray]:
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"{where}: val_fraction must be in (0, 1), got {val_fraction}")
-    if n < 2:
-        raise DataError(f"{where}: {n} training input(s): too few to hold out validation")
-    fit, val = train_val_indices(n, val_fraction, seed)
-    if not len(fit):
-        raise DataError(f"{where}: val_fraction {val_fraction} leaves no training input")
-    return fit, val
+    return train_val_indices(n, val_fraction, seed, where)
 
 
 def _read_labels(ds: Dataset, where: str) -> tuple[list[Label], tuple[int, ...]]:
