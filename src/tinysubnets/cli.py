@@ -299,7 +299,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if result.R:
         print_summary(result.to_json(claimed(learner.net)), console)
     if len(result.R) < cfg.tasks:
-        console.print(f"stopped after {len(result.R)} tasks; continue with: tsn run --resume {out}")
+        console.print(f"stopped after {len(result.R)} tasks; continue with: tsn run --resume {out}",
+                      highlight=False, soft_wrap=True)  # a command to copy: never wrapped
     return 0
 
 

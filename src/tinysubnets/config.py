@@ -45,6 +45,10 @@ def check_finite(config: Any) -> None:
 
 
 MAX_SEED = 2**32 - 1  # numpy and torch both take it; per-task seeds are derived from it
+# A claimed weight's owner task is an int16 (`nn.masked.MaskedParam.owner`, and what the model
+# file stores): more tasks would wrap around and corrupt ownership. The model file's reader
+# holds files to the same bound (`artifact.bounds.MAX_TASKS`).
+MAX_TASKS = 2**15 - 1
 
 
 @dataclass(frozen=True)
@@ -249,8 +253,9 @@ class RunConfig:
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
         check_finite(self)
-        if self.tasks < 1:
-            raise ConfigError(f"number of tasks must be >= 1, got {self.tasks}")
+        if not 1 <= self.tasks <= MAX_TASKS:
+            raise ConfigError(f"number of tasks must be in [1, {MAX_TASKS}] (a weight's owner "
+                              f"task is stored as an int16), got {self.tasks}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"validation fraction must be in (0, 1), got {self.val_fraction}")
         if not 0 <= self.seed <= MAX_SEED:
@@ -379,14 +384,31 @@ def config_from_dict(
     return _merge(RunConfig, base or RunConfig(), data, where)
 
 
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong and where (PyYAML's own text spans lines)."""
+    problem = getattr(error, "problem", None) or (str(error).strip().splitlines() or ["?"])[0]
+    mark = getattr(error, "problem_mark", None)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """The YAML document in ``path``; ConfigError naming ``what`` (e.g. "config file x.yaml")
+    when it cannot be read or is not valid YAML."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"cannot read {what}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} is not UTF-8 text") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what} is not valid YAML: {yaml_problem(e)}") from None
+    except RecursionError:  # deeply nested flow collections
+        raise ConfigError(f"{what} is nested too deeply to be a configuration") from None
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """The settings in a YAML config file (keys as in RunConfig, a nested ``train`` mapping)."""
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    data = read_yaml(path, f"config file {path}") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of settings")
     return data

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,9 +30,9 @@ from tqdm.auto import tqdm
 from tinysubnets import metrics
 from tinysubnets.artifact.reader import parse
 from tinysubnets.artifact.writer import MODEL_FILE, model_bytes
-from tinysubnets.atomic import save_torch, write_bytes, write_json, write_text
-from tinysubnets.config import RunConfig, config_from_dict, preset
-from tinysubnets.errors import ConfigError, ShapeError
+from tinysubnets.atomic import write_bytes, write_text
+from tinysubnets.config import RunConfig, config_from_dict, preset, read_yaml
+from tinysubnets.errors import ConfigError, DataError, ShapeError
 from tinysubnets.learner.learner import Learner
 from tinysubnets.nn.backbones import build_backbone
 from tinysubnets.runfolder import check_out, locked
@@ -172,30 +173,99 @@ def setup(cfg: RunConfig, tasks: Sequence[Task] | None, backbone: nn.Module | No
     return Setup(scenario, module, {"name": name, "kwargs": kwargs})
 
 
-def _random_init_baseline(cfg: RunConfig, run_setup: Setup) -> list[float]:
-    """b_j of GEM's FWT: task j's test accuracy with the untrained network and task j's head."""
-    fresh = run_setup.new_learner(cfg)
-    accs = []
-    for t, task in enumerate(run_setup.scenario.tasks):
-        fresh.add_head(task.n_classes)
-        accs.append(fresh.probe(t, task.split("test")))
-    return accs
+@dataclass
+class _RandomInit:
+    """b_j of GEM's FWT: task j's test accuracy with the untrained network and task j's fresh
+    head. Measured when a run reaches task j, not for every planned task up front (a run of
+    30,000 tasks stopped after one measures one); b_j depends on j alone, whenever measured."""
+
+    cfg: RunConfig
+    run_setup: Setup
+    fresh: Learner | None = None  # the untrained learner, made at the first measurement
+
+    def measure(self, t: int) -> float:
+        if self.fresh is None:
+            self.fresh = self.run_setup.new_learner(self.cfg)
+        tasks = self.run_setup.scenario.tasks
+        while len(self.fresh.n_classes) <= t:  # head j is seeded by j: heads come in order
+            self.fresh.add_head(tasks[len(self.fresh.n_classes)].n_classes)
+        return self.fresh.probe(t, tasks[t].split("test"))
+
+
+def _one_line(error: BaseException) -> str:
+    """An exception's message on one line, short (torch's load errors span many)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, KeyError):
+        text = f"no entry {text}"
+    return text[:300]
+
+
+# What `_save` writes: each part and its type. The history's parts may be absent (older runs).
+_STATE_PARTS = {"format": int, "identity": dict, "learner": dict, "history": dict}
+_LEARNER_PARTS = {"net": dict, "masks": list, "n_classes": list, "finished": list}
+_HISTORY_PARTS = {"R": list, "before": list, "baseline": list, "tasks": list, "model": dict}
+
+
+def _missing(state: dict, parts: dict[str, type], where: str, optional: bool = False) -> str:
+    """What ``state`` lacks of ``parts`` or holds with another type ('' when nothing)."""
+    for key, kind in parts.items():
+        if key not in state:
+            if not optional:
+                return f"it has no {where}{key!r}"
+        elif not isinstance(state[key], kind):
+            return (f"its {where}{key!r} is of type {type(state[key]).__name__}, not "
+                    f"{kind.__name__}")
+    return ""
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is made of settings' values only (what `RunConfig.identity` holds)."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, str | int | float)
+
+
+def _checkpoint_problem(state: Any) -> str:
+    """Why ``state`` is not a checkpoint `_save` wrote ('' when it is one)."""
+    if not isinstance(state, dict):
+        return f"it holds a {type(state).__name__}, not a checkpoint's mapping"
+    fmt = state.get("format")
+    if isinstance(fmt, int) and fmt != CHECKPOINT_FORMAT:
+        return (f"it has checkpoint format {fmt!r} (this tinysubnets writes "
+                f"{CHECKPOINT_FORMAT}; runs from before any module could be a backbone cannot "
+                "be continued)")
+    problem = (_missing(state, _STATE_PARTS, "")
+               or _missing(state["learner"], _LEARNER_PARTS, "learner ")
+               or _missing(state["history"], _HISTORY_PARTS, "history ", optional=True))
+    if problem:
+        return problem
+    if not _plain(state["identity"]):
+        return "its 'identity' holds values that are not settings"
+    history, finished = state["history"], len(state["learner"]["masks"])
+    for key in ("R", "before"):
+        if len(history.get(key, [])) != finished:
+            return (f"its learner has {finished} finished task(s) but its history {key!r} "
+                    f"{len(history.get(key, []))}")
+    return ""
 
 
 def _load_checkpoint(run_dir: Path, cfg: RunConfig) -> dict[str, Any]:
+    """The checkpoint in ``run_dir``, checked whole before anything is written: a DataError
+    naming it when it is unreadable or incomplete, a ConfigError when it is of another run."""
     path = run_dir / CHECKPOINT
     if not path.is_file():
         raise ConfigError(f"cannot resume: {path} does not exist (no task has finished there)")
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as e:  # torch raises many types for a damaged file
-        raise ConfigError(f"cannot resume: {path} is not a readable checkpoint ({e})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ConfigError(
-            f"cannot resume: {path} has checkpoint format {state.get('format')!r} "
-            f"(this tinysubnets writes {CHECKPOINT_FORMAT}; runs from before any module could "
-            "be a backbone cannot be continued)" if isinstance(state, dict) else
-            f"cannot resume: {path} is not a checkpoint")
+        raise DataError(f"cannot resume: {path} is not a readable checkpoint "
+                        f"({_one_line(e)})") from None
+    problem = _checkpoint_problem(state)
+    if problem:
+        raise DataError(f"cannot resume: {path} is damaged or not a tinysubnets checkpoint: "
+                        f"{problem}")
     # A setting added after the checkpoint was written took its default in that run (nested
     # ones too, e.g. a new similarity field).
     saved = _with_defaults(state["identity"], RunConfig().identity())
@@ -206,6 +276,16 @@ def _load_checkpoint(run_dir: Path, cfg: RunConfig) -> dict[str, Any]:
             f"cannot resume {run_dir}: it was made with another configuration ({diffs})"
         )
     return state
+
+
+def _restore(run_dir: Path, learner: Learner, state: dict[str, Any]) -> None:
+    """Load the checkpoint's learner state; a DataError naming the checkpoint when its tensors
+    do not fit this run's network (a damaged or edited file)."""
+    try:
+        learner.load_state_dict(state["learner"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+        raise DataError(f"cannot resume: {run_dir / CHECKPOINT} holds a learner state that does "
+                        f"not fit this run: {_one_line(e)}") from None
 
 
 def _with_defaults(saved: dict, defaults: dict) -> dict:
@@ -231,21 +311,29 @@ def _diff(saved: dict, wanted: dict, prefix: str = "") -> str:
 
 
 def resolved_config(run_dir: Path) -> RunConfig:
-    """The configuration saved in a run folder (what ``--resume`` continues with)."""
+    """The configuration saved in a run folder (what ``--resume`` continues with), checked: a
+    ConfigError naming the file when it is not valid YAML or not a valid configuration."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise ConfigError(f"cannot resume: {path} does not exist; is {run_dir} a run folder?")
-    data = yaml.safe_load(path.read_text())
+    data = read_yaml(path, f"cannot resume: {path}")
     if not isinstance(data, dict):
-        raise ConfigError(f"cannot resume: {path} does not hold a configuration")
-    return config_from_dict(data)
+        raise ConfigError(f"cannot resume: {path} does not hold a configuration (a mapping of "
+                          f"settings), it holds {type(data).__name__}")
+    cfg = config_from_dict(data, where=f"cannot resume: {path}")
+    try:
+        cfg.validate()
+    except ConfigError as e:
+        raise ConfigError(f"cannot resume: {path}: {e}") from None
+    return cfg
 
 
-def scenario_info(cfg: RunConfig, scenario: Scenario) -> dict[str, Any]:
+def scenario_info(cfg: RunConfig, scenario: Scenario, finished: int) -> dict[str, Any]:
     """What a model file records of its scenario, so `tsn eval` can rebuild the test splits:
     where the data was read (``data_dir``, absolute, None for the embedded subset or the
-    download cache; ``download``) and a fingerprint of the test data to check it against."""
-    from tinysubnets.fingerprint import of_scenario  # computed once per scenario
+    download cache; ``download``) and a fingerprint of the ``finished`` tasks' test data to
+    check it against."""
+    from tinysubnets.fingerprint import of_scenario  # computed once per scenario and task
 
     info = {
         "name": cfg.scenario, "seed": cfg.seed, "tasks": cfg.tasks,
@@ -258,7 +346,7 @@ def scenario_info(cfg: RunConfig, scenario: Scenario) -> dict[str, Any]:
         info["image_size"] = size
     info["data_dir"] = str(Path(cfg.data_dir).resolve()) if cfg.data_dir else None
     info["download"] = bool(cfg.download)
-    info["fingerprint"] = of_scenario(scenario)
+    info["fingerprint"] = of_scenario(scenario, finished)
     return info
 
 
@@ -300,48 +388,64 @@ def run(
     learner = run_setup.new_learner(cfg)
     result = RunResult(config=cfg.to_dict(), source=run_setup.scenario.source)
     if out is None:
-        result.baseline = _random_init_baseline(cfg, run_setup)
-        return _learn_tasks(cfg, run_setup.scenario, learner, result, None, progress, stop_after)
+        return _learn_tasks(cfg, run_setup, learner, result, None, progress, stop_after)
     with locked(out):
         # A folder killed before its first task finished has no checkpoint: it starts over.
         state = _load_checkpoint(out, cfg) if resume and (out / CHECKPOINT).exists() else None
         if state is not None:
-            learner.load_state_dict(state["learner"])
+            _restore(out, learner, state)
             _check_same_tasks(out, learner, run_setup.scenario)
             for key in ("R", "before", "baseline", "tasks", "model"):
                 setattr(result, key, state["history"].get(key, getattr(result, key)))
-        else:
-            result.baseline = _random_init_baseline(cfg, run_setup)
+        # The files of the checkpoint's task count, whatever was left: made before anything
+        # is written, so a checkpoint whose history cannot make them changes nothing.
+        files = ({} if state is None else
+                 _restored_files(out, cfg, run_setup.scenario, learner, result))
         write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        if state is not None:  # the files of the checkpoint's task count, whatever was left
-            _write_model(out, cfg, run_setup.scenario, learner, result, {})
-            _save(out, cfg, learner, result)
-        return _learn_tasks(cfg, run_setup.scenario, learner, result, out, progress, stop_after)
+        _save(out, files)
+        return _learn_tasks(cfg, run_setup, learner, result, out, progress, stop_after)
 
 
-def _write_model(
-    out: Path | None, cfg: RunConfig, scenario: Scenario, learner: Learner, result: RunResult,
-    mask_cache: dict,
-) -> None:
-    """model.tsn of the finished tasks (into ``out``, if any); its capacity into ``result``."""
-    data = model_bytes(learner, scenario_info(cfg, scenario), mask_cache)
-    if out is not None:
-        write_bytes(out / MODEL_FILE, data)
+def _restored_files(
+    out: Path, cfg: RunConfig, scenario: Scenario, learner: Learner, result: RunResult
+) -> dict[str, bytes]:
+    """The run folder's files from a restored checkpoint, in memory; a DataError naming the
+    checkpoint when its history cannot make them (an edited or damaged file)."""
+    try:
+        return {MODEL_FILE: _model_file(cfg, scenario, learner, result, {}),
+                **_run_files(out, cfg, learner, result)}
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+        raise DataError(f"cannot resume: {out / CHECKPOINT} holds a history this run cannot "
+                        f"use: {_one_line(e)}") from None
+
+
+def _model_file(
+    cfg: RunConfig, scenario: Scenario, learner: Learner, result: RunResult, mask_cache: dict
+) -> bytes:
+    """model.tsn of the finished tasks; its capacity (of the bytes) into ``result``."""
+    data = model_bytes(learner, scenario_info(cfg, scenario, learner.num_tasks), mask_cache)
     result.model = parse(data, MODEL_FILE).capacity.to_dict()
+    return data
 
 
 def _learn_tasks(
-    cfg: RunConfig, scenario: Scenario, learner: Learner, result: RunResult, out: Path | None,
+    cfg: RunConfig, run_setup: Setup, learner: Learner, result: RunResult, out: Path | None,
     progress: bool, stop_after: int | None,
 ) -> tuple[RunResult, Learner]:
-    """The run loop: each task learned, every finished task re-tested, the files written."""
+    """The run loop: each task learned, every finished task re-tested, the files written.
+    Tasks are reached one at a time (a scenario may build them only then)."""
+    scenario = run_setup.scenario
     mask_cache: dict = {}  # each finished task's mask coding, kept between model files
+    random_init = _RandomInit(cfg, run_setup)
     last = len(scenario) if stop_after is None else min(len(scenario), stop_after)
     bar = tqdm(
-        scenario.tasks[learner.num_tasks : last], desc="tasks", unit="task",
+        range(learner.num_tasks, last), desc="tasks", unit="task",
         initial=learner.num_tasks, total=last, disable=None if progress else True,
     )
-    for t, task in enumerate(bar, start=learner.num_tasks):
+    for t in bar:
+        task = scenario.tasks[t]
+        while len(result.baseline) <= t:  # a resumed run has those of its finished tasks
+            result.baseline.append(random_init.measure(len(result.baseline)))
         start = time.perf_counter()
         learner.add_head(task.n_classes)
         test = task.split("test")
@@ -351,7 +455,9 @@ def _learn_tasks(
         row = [learner.evaluate(j, scenario.tasks[j].split("test")) for j in range(t + 1)]
         result.R.append(row)
         tested = time.perf_counter()
-        _write_model(out, cfg, scenario, learner, result, mask_cache)
+        model_file = _model_file(cfg, scenario, learner, result, mask_cache)
+        if out is not None:
+            write_bytes(out / MODEL_FILE, model_file)
         info = asdict(record)
         info["phase_s"].update(evaluate=tested - trained, model_file=time.perf_counter() - tested)
         info.update(
@@ -363,7 +469,7 @@ def _learn_tasks(
         result.tasks.append(info)
         bar.set_postfix(acc=f"{sum(row) / len(row):.2f}", last=f"{row[-1]:.2f}")
         if out is not None:
-            _save(out, cfg, learner, result)
+            _save(out, _run_files(out, cfg, learner, result))
     return result, learner
 
 
@@ -379,12 +485,17 @@ def _check_same_tasks(out: Path, learner: Learner, scenario: Scenario) -> None:
             )
 
 
-def _save(out: Path, cfg: RunConfig, learner: Learner, result: RunResult) -> None:
-    """Checkpoint first, then the human-readable files: each write is atomic on its own."""
+def _json(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2) + "\n").encode("utf-8")
+
+
+def _run_files(out: Path, cfg: RunConfig, learner: Learner, result: RunResult
+               ) -> dict[str, bytes]:
+    """The checkpoint, then the human-readable files, as the bytes `_save` writes."""
     from tinysubnets.report.longcsv import LONG_CSV, long_csv, long_rows  # stdlib-only module
 
-    save_torch(
-        out / CHECKPOINT,
+    checkpoint = io.BytesIO()
+    torch.save(
         {
             "format": CHECKPOINT_FORMAT,
             "identity": cfg.identity(),
@@ -397,9 +508,20 @@ def _save(out: Path, cfg: RunConfig, learner: Learner, result: RunResult) -> Non
                 "model": result.model,
             },
         },
+        checkpoint,
     )
     results = result.to_json(metrics.claimed(learner.net))
-    write_json(out / "results.json", results)
-    write_json(out / "capacity.json", {"model": result.model, "per_task": results["compression"]})
-    write_text(out / "accuracy_matrix.csv", accuracy_matrix_csv(result.R))
-    write_text(out / LONG_CSV, long_csv(long_rows(results, out.resolve().name)))
+    return {
+        CHECKPOINT: checkpoint.getvalue(),
+        "results.json": _json(results),
+        "capacity.json": _json({"model": result.model, "per_task": results["compression"]}),
+        "accuracy_matrix.csv": accuracy_matrix_csv(result.R).encode("utf-8"),
+        LONG_CSV: long_csv(long_rows(results, out.resolve().name)).encode("utf-8"),
+    }
+
+
+def _save(out: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` in their order (the checkpoint before the human-readable files, which
+    are made from it): each write is atomic on its own."""
+    for name, data in files.items():
+        write_bytes(out / name, data)

@@ -47,35 +47,44 @@ class CompressedModel(nn.Module):
         return dict(self.header.get("scenario", {}))
 
     def n_classes(self, task_id: int) -> int:
-        check_task_id(task_id, self.num_tasks)
+        task_id = check_task_id(task_id, self.num_tasks)
         return int(self.header["tasks"][task_id]["classes"])
 
     def replay(self, task_id: int) -> tuple[Tensor, Tensor]:
         """Task ``task_id``'s replay memory on the host: float32 inputs (count, *input shape)
         and int64 labels; no samples (count 0) when the file keeps no replay memory."""
-        check_task_id(task_id, self.num_tasks)
+        task_id = check_task_id(task_id, self.num_tasks)
         if not self.replay_memory:
             shape = self.net.input_shape
             return torch.zeros(0, *shape), torch.zeros(0, dtype=torch.int64)
         memory = self.replay_memory[task_id]
         return memory.x, memory.y
 
-    def logits(self, x: Tensor, task_id: int) -> Tensor:
-        """Logits of task ``task_id`` on a batch ``x`` (moved to the model's device)."""
+    def logits(self, x: Tensor | np.ndarray | list, task_id: int) -> Tensor:
+        """Logits (N, classes) of task ``task_id`` on a batch ``x`` of model-ready inputs,
+        moved to the model's device.
+
+        ``x``: a float tensor, numpy array or nested list (N, *input shape); float64 and other
+        float widths are cast to float32; integer, bool and uint8 inputs are refused with a
+        DataError (raw data needs the task's preprocessing first, `tinysubnets.preprocess.apply`
+        with ``task_info[t]["preprocess"]``, as `tsn predict` does); an empty batch gives a
+        (0, classes) result; a shape the backbone cannot take is a DataError naming both.
+        """
         return self.net.task_logits(as_batch(x).to(self.device), task_id, self.masks)
 
     def labels(self, task_id: int) -> list[Any]:
         """Task ``task_id``'s labels, the user's values, in class-index order."""
-        check_task_id(task_id, self.num_tasks)
+        task_id = check_task_id(task_id, self.num_tasks)
         return list(self.task_info[task_id]["labels"])
 
-    def predict_index(self, x: Tensor, task_id: int) -> Tensor:
-        """Predicted class index (0..k-1 within the task) for each input."""
+    def predict_index(self, x: Tensor | np.ndarray | list, task_id: int) -> Tensor:
+        """Predicted class index (0..k-1 within the task) for each input (inputs as `logits`
+        takes them)."""
         return self.logits(x, task_id).argmax(dim=1)
 
-    def predict(self, x: Tensor, task_id: int) -> np.ndarray:
+    def predict(self, x: Tensor | np.ndarray | list, task_id: int) -> np.ndarray:
         """Predicted label for each input, as the user's own label values (a numpy array:
-        int64 for integer labels, str for strings)."""
+        int64 for integer labels, str for strings; inputs as `logits` takes them)."""
         index = self.predict_index(x, task_id).cpu().numpy()
         return np.asarray(self.labels(task_id))[index]
 
@@ -84,7 +93,7 @@ class CompressedModel(nn.Module):
 
     def evaluate(self, task_id: int, split: Split) -> float:
         """Accuracy (%) of task ``task_id`` on ``split``."""
-        check_task_id(task_id, self.num_tasks)
+        task_id = check_task_id(task_id, self.num_tasks)
         return accuracy(self.net, task_id, self.masks[task_id], split.to(self.device))
 
     @property

@@ -258,16 +258,19 @@ class Learner:
 
     def evaluate(self, task_id: int, split: Split) -> float:
         """Test accuracy of a finished task with its own mask M_t (docs/design.md, invariant 4)."""
-        check_task_id(task_id, self.num_tasks)
+        task_id = check_task_id(task_id, self.num_tasks)
         return accuracy(self.net, task_id, self.masks[task_id], split.to(self.device))
 
-    def logits(self, x: Tensor, task_id: int) -> Tensor:
-        """Logits of a finished task on inputs ``x`` (shape (N, *input shape))."""
+    def logits(self, x: Tensor | np.ndarray | list, task_id: int) -> Tensor:
+        """Logits of a finished task on model-ready inputs ``x`` (N, *input shape): the input
+        contract of `CompressedModel.logits` (floats cast to float32, integer inputs refused,
+        an empty batch gives (0, classes))."""
         return self.net.task_logits(as_batch(x).to(self.device), task_id, self.masks)
 
-    def predict(self, x: Tensor, task_id: int) -> np.ndarray:
+    def predict(self, x: Tensor | np.ndarray | list, task_id: int) -> np.ndarray:
         """Predicted labels of a finished task, as the user's own label values (see
         `CompressedModel.predict`)."""
+        task_id = check_task_id(task_id, self.num_tasks)
         index = self.logits(x, task_id).argmax(1).cpu().numpy()
         return np.asarray(self.finished[task_id].labels)[index]
 

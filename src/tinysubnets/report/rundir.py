@@ -67,6 +67,21 @@ def _read_json(path: Path) -> Any:
         raise DataError(f"{path} is not readable JSON ({e})") from None
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_probes(path: Path, results: dict[str, Any]) -> None:
+    """FWT's probes (optional; results_long.csv lists them): lists of accuracies, the first
+    probe before training may be null (task 0 has no earlier task)."""
+    for key, nulls in (("accuracy_before_training", True), ("random_init_baseline", False)):
+        values = results.get(key) or []
+        if not isinstance(values, list) or not all(
+            _is_number(v) or (nulls and v is None) for v in values
+        ):
+            raise DataError(f"{path}: {key} is not a list of accuracies")
+
+
 def _check_results(path: Path, results: Any) -> None:
     if not isinstance(results, dict):
         raise DataError(f"{path} does not hold a run's results (not a JSON object)")
@@ -86,9 +101,10 @@ def _check_results(path: Path, results: Any) -> None:
         raise DataError(f"{path} holds no finished task (its accuracy matrix R is empty)")
     for i, row in enumerate(R):
         if not isinstance(row, list) or len(row) != i + 1 or not all(
-            isinstance(v, (int, float)) for v in row
+            _is_number(v) for v in row
         ):
             raise DataError(f"{path}: row {i} of the accuracy matrix R is not {i + 1} numbers")
+    _check_probes(path, results)
 
 
 def _capacity(run_dir: Path, results: dict[str, Any], notes: list[str]) -> dict[str, Any] | None:
@@ -130,13 +146,15 @@ def read_run(path: Path, label: str | None = None) -> RunData:
         notes.append(f"{MODEL_FILE} is missing: nothing is measured from the model file")
         model_path = None
     elif capacity and model_path.stat().st_size != capacity.get("file_bytes"):
+        recorded = capacity.get("file_bytes")
+        size = f"a {recorded:,}-byte file" if _is_number(recorded) else "no file size"
         notes.append(
             f"{MODEL_FILE} has {model_path.stat().st_size:,} bytes but the recorded capacity is of "
-            f"a {capacity.get('file_bytes', 0):,}-byte file (was the run still going?)"
+            f"{size} (was the run still going?)"
         )
     run = RunData(path, label or path.resolve().name, results, capacity, model_path, notes)
     planned = run.config.get("tasks")
-    if planned and len(run.R) < planned:
+    if _is_number(planned) and len(run.R) < planned:
         notes.append(f"{len(run.R)} of {planned} planned tasks are finished")
     if len(run.R) == 1:
         notes.append("one task only: BWT and FWT need two or more")

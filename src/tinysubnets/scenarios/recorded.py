@@ -2,10 +2,10 @@
 
 The header's scenario says where the data was read (``data_dir``, absolute, or None for the
 embedded MNIST subset and the download cache; ``download``) and holds a fingerprint of every
-task's test data (`tinysubnets.fingerprint`). `tsn eval` reads the recorded location unless told
-another, fetches nothing unless asked, and refuses data whose fingerprint differs (e.g.
-Fashion-MNIST files named like MNIST's) unless forced: otherwise it would report a number for
-data the model never saw.
+finished task's test data (`tinysubnets.fingerprint`). `tsn eval` reads the recorded location
+unless told another, fetches nothing unless asked, and refuses data whose fingerprint differs
+(e.g. Fashion-MNIST files named like MNIST's) unless forced: otherwise it would report a number
+for data the model never saw.
 """
 
 from __future__ import annotations
