@@ -99,7 +99,7 @@ def _task_ok(task: object) -> bool:
             and isinstance(task.get("labels_sha256"), str)
             and isinstance(task.get("sketch"), list) and len(task["sketch"]) <= 3 * GROUPS
             and all(isinstance(v, int | float) and not isinstance(v, bool)
-                    for v in task["sketch"]))
+                    and abs(v) < 1e300 for v in task["sketch"]))
 
 
 def check_recorded(recorded: dict[str, Any]) -> None:
@@ -112,7 +112,9 @@ def check_recorded(recorded: dict[str, Any]) -> None:
 
 
 def _close(a: Sequence[float], b: Sequence[float]) -> bool:
-    return len(a) == len(b) and bool(np.allclose(a, b, rtol=TOLERANCE, atol=TOLERANCE))
+    return len(a) == len(b) and bool(np.allclose(np.asarray(a, np.float64),
+                                                 np.asarray(b, np.float64),
+                                                 rtol=TOLERANCE, atol=TOLERANCE))
 
 
 def differences(recorded: dict[str, Any], scenario: Scenario, tasks: int) -> list[str]:
