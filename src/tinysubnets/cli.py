@@ -21,6 +21,7 @@ from tinysubnets.config import (
     read_config_file,
 )
 from tinysubnets.errors import ConfigError, TSNError
+from tinysubnets.nn.inference import CRITERIA
 from tinysubnets.runs import resolved_config, run
 from tinysubnets.scenarios import SCENARIOS
 
@@ -186,6 +187,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--backbone", metavar="MODULE:CLASS",
                    help="a model of a built-in scenario trained with your own backbone: import "
                    "MODULE and build CLASS() with no arguments")
+    e.add_argument("--infer-task", action="store_true",
+                   help="also measure without task ids: how often each input's task is found "
+                   "(per input and per batch of 64) and the accuracy with the inferred task "
+                   "(class-incremental)")
+    e.add_argument("--criterion", choices=CRITERIA, default="entropy",
+                   help="how a task's confidence is scored for --infer-task (default: entropy)")
     e.add_argument("--threads", type=int, help="CPU threads for torch")
     e.add_argument("--device", default="cpu", metavar="DEV",
                    help="where to compute: cpu (default), cuda, cuda:N, or auto")
@@ -340,20 +347,52 @@ def _eval(args: argparse.Namespace, console: Console) -> int:
     except TSNError as e:
         raise type(e)(f"{args.model}: {e}") from None
     model = _decoded(args, parsed)
-    table = Table(title=f"{args.model}: test accuracy per task, from the file alone")
-    table.add_column("task", justify="right")
-    table.add_column("accuracy %", justify="right")
-    accs = []
-    for t, task in enumerate(rebuilt.scenario.tasks):
-        accs.append(model.evaluate(t, task.split("test")))
-        table.add_row(str(t), f"{accs[-1]:.2f}")
-    console.print(table)
-    acc = sum(accs) / len(accs)
-    console.print(f"ACC {acc:.2f} over {len(accs)} tasks; data: {rebuilt.scenario.source}",
-                  highlight=False, soft_wrap=True)
+    if args.infer_task:
+        _eval_inferring(args, console, model, [task.split("test") for task in
+                                               rebuilt.scenario.tasks])
+    else:
+        table = Table(title=f"{args.model}: test accuracy per task, from the file alone")
+        table.add_column("task", justify="right")
+        table.add_column("accuracy %", justify="right")
+        accs = []
+        for t, task in enumerate(rebuilt.scenario.tasks):
+            accs.append(model.evaluate(t, task.split("test")))
+            table.add_row(str(t), f"{accs[-1]:.2f}")
+        console.print(table)
+        acc = sum(accs) / len(accs)
+        console.print(f"ACC {acc:.2f} over {len(accs)} tasks; data: {rebuilt.scenario.source}",
+                      highlight=False, soft_wrap=True)
     for note in rebuilt.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
     return 0
+
+
+def _eval_inferring(args: argparse.Namespace, console: Console, model: CompressedModel,
+                    splits: list) -> None:
+    """`tsn eval --infer-task`: per task, with the given and with the inferred task."""
+    from rich.table import Table
+
+    from tinysubnets.nn.inference import measure_inference
+
+    rows = measure_inference(model, splits, args.criterion)
+    table = Table(title=f"{args.model}: without task ids ({args.criterion}), from the file alone")
+    for col in ("task", "given task %", "task found %", "per batch of 64 %",
+                "inferred task %"):
+        table.add_column(col, justify="right")
+    for t, r in enumerate(rows):
+        table.add_row(str(t), f"{r.task_incremental:.2f}", f"{r.task_found:.2f}",
+                      f"{r.batch_found:.2f}", f"{r.class_incremental:.2f}")
+    console.print(table)
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    console.print(
+        f"ACC {mean([r.task_incremental for r in rows]):.2f} with the task given (task-"
+        f"incremental), {mean([r.class_incremental for r in rows]):.2f} with it inferred "
+        f"(class-incremental); task found for {mean([r.task_found for r in rows]):.2f} % of "
+        f"inputs, {mean([r.batch_found for r in rows]):.2f} % of batches of 64",
+        highlight=False, soft_wrap=True)
 
 
 def _predict(args: argparse.Namespace, console: Console) -> int:

@@ -7,6 +7,7 @@ invariant 1).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -15,18 +16,27 @@ from torch import Tensor, nn
 
 from tinysubnets.artifact.capacity import ModelCapacity
 from tinysubnets.nn.evaluate import accuracy
+from tinysubnets.nn.inference import TaskPredictor
 from tinysubnets.nn.network import TSNNetwork, as_batch, check_task_id
 from tinysubnets.tasks import Split
 
+DEFAULT_CACHE_BYTES = 1 << 30
 
-class CompressedModel(nn.Module):
+
+class CompressedModel(TaskPredictor, nn.Module):
     """Masks M_t, the stored values and the heads of every task in a model file, and the
-    replay memory of each task when the run kept one."""
+    replay memory of each task when the run kept one.
+
+    Each task's masked weights are computed once and kept (`task_weights`), the least recently
+    used dropped past ``max_cache_bytes``: a file's values never change, and inferring a task
+    asks every task about every batch.
+    """
 
     def __init__(
         self, net: TSNNetwork, masks: list[dict[str, Tensor]], header: dict[str, Any],
         capacity: ModelCapacity, replay: list[Split] | None = None,
         task_info: list[dict[str, Any]] | None = None,
+        max_cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         super().__init__()
         self.net = net
@@ -35,7 +45,27 @@ class CompressedModel(nn.Module):
         self.capacity = capacity
         self.replay_memory = list(replay or [])
         self.task_info = list(task_info or [])
+        self.max_cache_bytes = max_cache_bytes
+        self._weights: OrderedDict[int, dict[str, Tensor]] = OrderedDict()
         self.requires_grad_(False)
+
+    def task_weights(self, task_id: int) -> dict[str, Tensor]:
+        """Task ``task_id``'s masked weights, by their names in the backbone (kept)."""
+        task_id = check_task_id(task_id, self.num_tasks)
+        if task_id in self._weights:
+            self._weights.move_to_end(task_id)
+        else:
+            self._weights[task_id] = self.net.task_weights(task_id, self.masks[task_id])
+        while len(self._weights) > 1 and self.cache_bytes > self.max_cache_bytes:
+            self._weights.popitem(last=False)
+        return self._weights[task_id]
+
+    @property
+    def cache_bytes(self) -> int:
+        """Bytes of the masked weights kept (`task_weights`), at most ``max_cache_bytes``
+        (or one task's, if that is more)."""
+        return sum(w.numel() * w.element_size() for task in self._weights.values()
+                   for w in task.values())
 
     @property
     def num_tasks(self) -> int:
@@ -70,7 +100,9 @@ class CompressedModel(nn.Module):
         with ``task_info[t]["preprocess"]``, as `tsn predict` does); an empty batch gives a
         (0, classes) result; a shape the backbone cannot take is a DataError naming both.
         """
-        return self.net.task_logits(as_batch(x).to(self.device), task_id, self.masks)
+        task_id = check_task_id(task_id, self.num_tasks)
+        return self.net.task_logits(as_batch(x).to(self.device), task_id, self.masks,
+                                    self.task_weights(task_id))
 
     def labels(self, task_id: int) -> list[Any]:
         """Task ``task_id``'s labels, the user's values, in class-index order."""
@@ -81,12 +113,6 @@ class CompressedModel(nn.Module):
         """Predicted class index (0..k-1 within the task) for each input (inputs as `logits`
         takes them)."""
         return self.logits(x, task_id).argmax(dim=1)
-
-    def predict(self, x: Tensor | np.ndarray | list, task_id: int) -> np.ndarray:
-        """Predicted label for each input, as the user's own label values (a numpy array:
-        int64 for integer labels, str for strings; inputs as `logits` takes them)."""
-        index = self.predict_index(x, task_id).cpu().numpy()
-        return np.asarray(self.labels(task_id))[index]
 
     def forward(self, x: Tensor, task_id: int) -> Tensor:  # noqa: D102
         return self.logits(x, task_id)
@@ -104,6 +130,7 @@ class CompressedModel(nn.Module):
     def to(self, *args: Any, **kwargs: Any) -> CompressedModel:  # noqa: D102
         super().to(*args, **kwargs)
         self.masks = [{k: m.to(self.device) for k, m in task.items()} for task in self.masks]
+        self._weights.clear()
         return self
 
 

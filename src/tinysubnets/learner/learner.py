@@ -28,6 +28,7 @@ from tinysubnets.learner.replay import keep_samples
 from tinysubnets.learner.similarity import FeatureStats, divergences, feature_stats, sample
 from tinysubnets.learner.trainer import TrainOutcome, mask_selectors, select_masks, train_task
 from tinysubnets.nn.evaluate import accuracy
+from tinysubnets.nn.inference import TaskPredictor
 from tinysubnets.nn.network import TSNNetwork, as_batch, check_task_id
 from tinysubnets.tasks import Split, Task
 
@@ -76,7 +77,7 @@ class _PhaseClock:
         self.last = now
 
 
-class Learner:
+class Learner(TaskPredictor):
     """Holds the network and everything TSN keeps per task.
 
     ``backbone`` is any module that maps a batch of ``input_shape`` inputs to feature vectors
@@ -267,12 +268,9 @@ class Learner:
         an empty batch gives (0, classes))."""
         return self.net.task_logits(as_batch(x).to(self.device), task_id, self.masks)
 
-    def predict(self, x: Tensor | np.ndarray | list, task_id: int) -> np.ndarray:
-        """Predicted labels of a finished task, as the user's own label values (see
-        `CompressedModel.predict`)."""
-        task_id = check_task_id(task_id, self.num_tasks)
-        index = self.logits(x, task_id).argmax(1).cpu().numpy()
-        return np.asarray(self.finished[task_id].labels)[index]
+    def labels(self, task_id: int) -> list[Any]:
+        """A finished task's labels, the user's values, in class-index order."""
+        return list(self.finished[check_task_id(task_id, self.num_tasks)].labels)
 
     def state_dict(self) -> dict:
         """Tensors and plain values only, so checkpoints load with ``weights_only=True``."""

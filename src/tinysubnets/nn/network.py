@@ -365,14 +365,18 @@ class TSNNetwork(nn.Module):
         return self.heads[task_id](self.features(x, task_id, weights))
 
     @torch.no_grad()
-    def task_logits(self, x: Tensor, task_id: int, masks: Sequence[dict[str, Tensor]]) -> Tensor:
+    def task_logits(self, x: Tensor, task_id: int, masks: Sequence[dict[str, Tensor]],
+                    weights: dict[str, Tensor] | None = None) -> Tensor:
         """Logits of finished task ``task_id`` (``masks[t]`` is M_t), inputs and id checked;
-        an empty batch gives an empty (0, classes) result without running the backbone."""
+        an empty batch gives an empty (0, classes) result without running the backbone.
+        ``weights``: the task's masked weights (`task_weights`) if the caller keeps them."""
         task_id = check_task_id(task_id, len(masks))
         x = self.fit_input(x)
         if not len(x):
             return x.new_zeros((0, self.heads[task_id].out_features))
-        return self(x, task_id, masks[task_id])
+        if weights is None:
+            weights = self.task_weights(task_id, masks[task_id])
+        return self.heads[task_id](self.features(x, task_id, weights))
 
     def backbone_weights(self) -> int:
         """Values of the backbone's masked parameters (capacity's 100 %; copies excluded)."""

@@ -1,0 +1,152 @@
+"""Task-identity inference: which finished task an input comes from, when no task id is given.
+
+Every finished task keeps its subnetwork exactly (M_t, its values, its head), so each one can
+be asked about any input; the subnetwork of the input's own task is the confident one (SupSup,
+Wortsman et al. 2020). Each task's logits are scored by a confidence, higher meaning surer, and
+the task with the highest score wins, per input, or for a whole batch known to come from one
+task (scores summed over the batch).
+
+The criteria (`CRITERIA`) compare heads of different class counts, so the two that depend on it
+are normalised: ``entropy`` is minus the entropy divided by log k (0 = certain, -1 = uniform),
+``max_prob`` is the top probability rescaled so that 1/k maps to 0 and 1 to 1; ``energy`` is
+the logsumexp of the logits (Liu et al. 2020), which has no such baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from tinysubnets.errors import ConfigError
+from tinysubnets.tasks import Split, iterate_batches
+
+CRITERIA = ("entropy", "max_prob", "energy")
+
+
+def check_criterion(criterion: str) -> str:
+    if criterion not in CRITERIA:
+        raise ConfigError(f"unknown task-inference criterion {criterion!r}; known: "
+                          f"{', '.join(CRITERIA)}")
+    return criterion
+
+
+def confidence(logits: Tensor, criterion: str) -> Tensor:
+    """One score per row of ``logits`` (N, k): how sure the head is, higher = surer."""
+    check_criterion(criterion)
+    logits = logits.float()
+    if criterion == "energy":
+        return torch.logsumexp(logits, dim=1)
+    k = logits.shape[1]
+    log_p = torch.log_softmax(logits, dim=1)
+    if criterion == "entropy":
+        return (log_p.exp() * log_p).sum(dim=1) / math.log(k) if k > 1 else log_p[:, 0] * 0
+    return (log_p.max(dim=1).values.exp() - 1.0 / k) / (1.0 - 1.0 / k)
+
+
+def choose_tasks(scores: Tensor, per_batch: bool = False) -> Tensor:
+    """The most confident task per input (column of ``scores``), or for the whole batch (the
+    highest summed score, the same task for every input). Ties go to the earlier task."""
+    if per_batch:
+        return scores.sum(dim=1).argmax().expand(scores.shape[1]).clone()
+    return scores.argmax(dim=0)
+
+
+class TaskPredictor:
+    """Prediction over the finished tasks, with or without a task id: what a trained learner
+    and a loaded model file share. A subclass gives `num_tasks`, `logits(x, t)` (checked
+    inputs, task t's logits) and `labels(t)` (task t's labels, in class-index order)."""
+
+    num_tasks: int
+
+    def logits(self, x: object, task_id: int) -> Tensor:  # pragma: no cover (abstract)
+        raise NotImplementedError
+
+    def labels(self, task_id: int) -> list:  # pragma: no cover (abstract)
+        raise NotImplementedError
+
+    def _all_logits(self, x: object) -> list[Tensor]:
+        if not self.num_tasks:
+            raise ConfigError("the model holds no finished task: no task to infer")
+        return [self.logits(x, t) for t in range(self.num_tasks)]
+
+    def task_scores(self, x: object, criterion: str = "entropy") -> Tensor:
+        """(T, N): how confident each finished task's subnetwork is on each input."""
+        check_criterion(criterion)
+        return torch.stack([confidence(lg, criterion) for lg in self._all_logits(x)])
+
+    def infer_task(self, x: object, criterion: str = "entropy", per_batch: bool = False
+                   ) -> Tensor:
+        """The task each input most likely comes from (LongTensor (N,)); ``per_batch``: one
+        task for the whole batch, known to come from a single task."""
+        return choose_tasks(self.task_scores(x, criterion), per_batch).cpu()
+
+    def predict(self, x: object, task_id: int | None = None, criterion: str = "entropy",
+                per_batch: bool = False) -> np.ndarray:
+        """Predicted labels, as the user's own label values (int64 for integer labels, str for
+        strings). Without ``task_id`` the task is inferred (`infer_task`) and each input gets
+        its inferred task's label: class-incremental use."""
+        if task_id is not None:
+            index = self.logits(x, task_id).argmax(1).cpu().numpy()
+            return np.asarray(self.labels(task_id))[index]
+        check_criterion(criterion)
+        logits = self._all_logits(x)
+        tasks = choose_tasks(torch.stack([confidence(lg, criterion) for lg in logits]),
+                             per_batch).cpu().numpy()
+        out = np.empty(len(tasks), dtype=object)
+        for t in np.unique(tasks).tolist():
+            rows = np.flatnonzero(tasks == t)
+            index = logits[t][torch.from_numpy(rows).to(logits[t].device)].argmax(1).cpu()
+            out[rows] = np.asarray(self.labels(t), dtype=object)[index.numpy()]
+        return np.asarray(out.tolist())
+
+
+
+
+@dataclass(frozen=True)
+class InferenceScores:
+    """One task's test split through task inference (all in %): how often its task is found
+    per input and per batch of ``batch`` inputs, and how often the answer is right with the
+    inferred task (class-incremental: a wrong task is a wrong answer) and with the given one
+    (task-incremental). ``inferred[s]``: inputs attributed to task s (a row of the heatmap)."""
+
+    task_found: float
+    batch_found: float
+    class_incremental: float
+    task_incremental: float
+    inferred: list[int]
+
+
+def measure_inference(
+    predictor: TaskPredictor, splits: list[Split], criterion: str = "entropy",
+    batch: int = 64, chunk: int = 1024,
+) -> list[InferenceScores]:
+    """Task inference on each finished task's test split (``splits[t]``), ``chunk`` inputs at
+    a time (every task's logits of a chunk are held at once; batches of ``batch`` are taken
+    within a chunk, so ``chunk`` should be a multiple of it)."""
+    check_criterion(criterion)
+    out = []
+    for t, split in enumerate(splits):
+        found = right_ci = right_ti = batches = batches_found = 0
+        inferred = torch.zeros(predictor.num_tasks, dtype=torch.int64)
+        for x, y in iterate_batches(split, chunk):
+            y = y.cpu()
+            logits = predictor._all_logits(x)
+            scores = torch.stack([confidence(lg, criterion) for lg in logits]).cpu()
+            tasks = choose_tasks(scores)
+            own = logits[t].argmax(1).cpu()
+            found += int((tasks == t).sum())
+            right_ti += int((own == y).sum())
+            right_ci += int(((tasks == t) & (own == y)).sum())
+            inferred += torch.bincount(tasks, minlength=predictor.num_tasks)
+            for b in range(0, len(x) - batch + 1, batch):  # whole batches only
+                batches += 1
+                batches_found += int(choose_tasks(scores[:, b : b + batch], True)[0] == t)
+        n = max(1, len(split))
+        out.append(InferenceScores(100.0 * found / n, 100.0 * batches_found / max(1, batches),
+                                   100.0 * right_ci / n, 100.0 * right_ti / n,
+                                   inferred.tolist()))
+    return out

@@ -1,0 +1,82 @@
+"""Prediction without a task id: each finished task's subnetwork is asked, the most confident
+one answers; the learner and its model file infer the same tasks, and the kept per-task
+weights give the file's logits bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config
+
+from tinysubnets import load, run
+from tinysubnets.errors import ConfigError
+from tinysubnets.nn.inference import CRITERIA, choose_tasks, confidence
+from tinysubnets.scenarios import build_scenario
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("run")
+    cfg = tiny_config()
+    torch.set_num_threads(2)
+    _, learner = run(cfg, out, progress=False)
+    tests = [task.split("test").x for task in build_scenario(cfg).tasks]
+    return learner, load(out / "model.tsn"), tests
+
+
+@pytest.mark.parametrize("criterion", CRITERIA)
+def test_each_task_is_found_from_its_own_inputs(trained, criterion: str) -> None:
+    _, model, tests = trained
+    for t, x in enumerate(tests):
+        per_input = (model.infer_task(x, criterion) == t).float().mean().item()
+        assert per_input > 0.8, (criterion, t, per_input)  # chance is 1/3
+        batches = [model.infer_task(x[i : i + 64], criterion, per_batch=True)
+                   for i in range(0, len(x) - 63, 64)]
+        assert all(b.unique().tolist() == [t] for b in batches), (criterion, t)
+
+
+def test_the_learner_and_its_file_infer_the_same(trained) -> None:
+    learner, model, tests = trained
+    x = torch.cat([x[:100] for x in tests])
+    for criterion in CRITERIA:
+        assert torch.equal(learner.task_scores(x, criterion), model.task_scores(x, criterion))
+    assert np.array_equal(learner.predict(x), model.predict(x))
+
+
+def test_predict_without_a_task_id_answers_with_the_inferred_task(trained) -> None:
+    _, model, tests = trained
+    x = torch.cat([x[:50] for x in tests])
+    tasks = model.infer_task(x)
+    labels = model.predict(x)
+    for t in range(model.num_tasks):
+        rows = tasks == t
+        assert np.array_equal(labels[rows.numpy()], model.predict(x[rows], t))
+    assert labels.dtype == np.int64
+
+
+def test_kept_weights_give_the_uncached_logits_bit_for_bit(trained) -> None:
+    _, model, tests = trained
+    x = tests[0][:64]
+    for t in range(model.num_tasks):
+        direct = model.net.task_logits(x, t, model.masks)  # masked weights computed anew
+        assert torch.equal(model.logits(x, t), direct)
+    one_task = model.cache_bytes // model.num_tasks
+    model.max_cache_bytes = one_task  # room for one task: the others are dropped
+    for t in reversed(range(model.num_tasks)):
+        assert torch.equal(model.logits(x, t), model.net.task_logits(x, t, model.masks))
+        assert model.cache_bytes == one_task
+
+
+def test_scores_and_choices() -> None:
+    logits = torch.tensor([[10.0, 0.0], [0.0, 0.0]])
+    for criterion in CRITERIA:
+        s = confidence(logits, criterion)
+        assert s[0] > s[1]
+    assert confidence(torch.zeros(3, 4), "entropy").allclose(torch.full((3,), -1.0))
+    assert confidence(torch.zeros(3, 4), "max_prob").allclose(torch.zeros(3))
+    scores = torch.tensor([[0.9, 0.1, 0.2], [0.1, 0.8, 0.3]])
+    assert choose_tasks(scores).tolist() == [0, 1, 1]
+    assert choose_tasks(scores, per_batch=True).tolist() == [0, 0, 0]
+    with pytest.raises(ConfigError, match="unknown task-inference criterion 'vote'"):
+        confidence(logits, "vote")
