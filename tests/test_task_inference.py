@@ -10,8 +10,9 @@ import torch
 from conftest import tiny_config
 
 from tinysubnets import load, run
+from tinysubnets.cli import main
 from tinysubnets.errors import ConfigError
-from tinysubnets.nn.inference import CRITERIA, choose_tasks, confidence
+from tinysubnets.nn.inference import CRITERIA, choose_tasks, confidence, measure_inference
 from tinysubnets.scenarios import build_scenario
 
 
@@ -21,13 +22,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     cfg = tiny_config()
     torch.set_num_threads(2)
     _, learner = run(cfg, out, progress=False)
-    tests = [task.split("test").x for task in build_scenario(cfg).tasks]
-    return learner, load(out / "model.tsn"), tests
+    splits = [task.split("test") for task in build_scenario(cfg).tasks]
+    return learner, load(out / "model.tsn"), [s.x for s in splits], out, splits
 
 
 @pytest.mark.parametrize("criterion", CRITERIA)
 def test_each_task_is_found_from_its_own_inputs(trained, criterion: str) -> None:
-    _, model, tests = trained
+    _, model, tests, _, _ = trained
     for t, x in enumerate(tests):
         per_input = (model.infer_task(x, criterion) == t).float().mean().item()
         assert per_input > 0.8, (criterion, t, per_input)  # chance is 1/3
@@ -37,7 +38,7 @@ def test_each_task_is_found_from_its_own_inputs(trained, criterion: str) -> None
 
 
 def test_the_learner_and_its_file_infer_the_same(trained) -> None:
-    learner, model, tests = trained
+    learner, model, tests, _, _ = trained
     x = torch.cat([x[:100] for x in tests])
     for criterion in CRITERIA:
         assert torch.equal(learner.task_scores(x, criterion), model.task_scores(x, criterion))
@@ -45,7 +46,7 @@ def test_the_learner_and_its_file_infer_the_same(trained) -> None:
 
 
 def test_predict_without_a_task_id_answers_with_the_inferred_task(trained) -> None:
-    _, model, tests = trained
+    _, model, tests, _, _ = trained
     x = torch.cat([x[:50] for x in tests])
     tasks = model.infer_task(x)
     labels = model.predict(x)
@@ -56,7 +57,7 @@ def test_predict_without_a_task_id_answers_with_the_inferred_task(trained) -> No
 
 
 def test_kept_weights_give_the_uncached_logits_bit_for_bit(trained) -> None:
-    _, model, tests = trained
+    _, model, tests, _, _ = trained
     x = tests[0][:64]
     for t in range(model.num_tasks):
         direct = model.net.task_logits(x, t, model.masks)  # masked weights computed anew
@@ -80,3 +81,16 @@ def test_scores_and_choices() -> None:
     assert choose_tasks(scores, per_batch=True).tolist() == [0, 0, 0]
     with pytest.raises(ConfigError, match="unknown task-inference criterion 'vote'"):
         confidence(logits, "vote")
+
+
+def test_eval_without_task_ids(trained, capsys) -> None:
+    _, model, tests, out, splits = trained
+    assert main(["eval", str(out / "model.tsn"), "--infer-task", "--criterion", "energy"]) == 0
+    printed = capsys.readouterr().out
+    rows = measure_inference(model, splits, "energy")
+    mean_ci = sum(r.class_incremental for r in rows) / len(rows)
+    assert f"{mean_ci:.2f} with it inferred (class-incremental)" in printed
+    for r in rows:  # a wrong task is a wrong answer; found per input, not more
+        assert r.class_incremental <= min(r.task_found, r.task_incremental)
+        assert sum(r.inferred) == len(tests[0])
+

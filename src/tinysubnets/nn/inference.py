@@ -96,12 +96,16 @@ class TaskPredictor:
         logits = self._all_logits(x)
         tasks = choose_tasks(torch.stack([confidence(lg, criterion) for lg in logits]),
                              per_batch).cpu().numpy()
-        out = np.empty(len(tasks), dtype=object)
-        for t in np.unique(tasks).tolist():
+        used = np.unique(tasks).tolist()
+        tables = {t: np.asarray(self.labels(t)) for t in used}
+        kinds = {table.dtype.kind for table in tables.values()}  # ints and strs never mix
+        out = np.empty(len(tasks), np.result_type(*tables.values()) if len(kinds) == 1
+                       else object)
+        for t in used:
             rows = np.flatnonzero(tasks == t)
             index = logits[t][torch.from_numpy(rows).to(logits[t].device)].argmax(1).cpu()
-            out[rows] = np.asarray(self.labels(t), dtype=object)[index.numpy()]
-        return np.asarray(out.tolist())
+            out[rows] = tables[t][index.numpy()]
+        return out
 
 
 
