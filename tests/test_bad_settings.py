@@ -47,3 +47,13 @@ def test_bad_flags_exit_2_with_one_line(flags: list[str], message: str, tmp_path
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", [["eval", "m.tsn"], ["predict", "m.tsn", "--task", "0", "x"]])
+@pytest.mark.parametrize("threads", ["-1", "0", "two"])
+def test_eval_and_predict_threads_are_checked_by_argparse(command, threads, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main([*command, "--threads", threads])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --threads:" in err and "Traceback" not in err

@@ -107,6 +107,17 @@ def _layer_ratio(text: str) -> dict[str, float]:
         ) from None
 
 
+def _positive(text: str) -> int:
+    """An argparse type: an int >= 1 (a thread count)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tsn", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -193,7 +204,7 @@ def _parser() -> argparse.ArgumentParser:
                    "(class-incremental)")
     e.add_argument("--criterion", choices=CRITERIA, default="entropy",
                    help="how a task's confidence is scored for --infer-task (default: entropy)")
-    e.add_argument("--threads", type=int, help="CPU threads for torch")
+    e.add_argument("--threads", type=_positive, help="CPU threads for torch")
     e.add_argument("--device", default="cpu", metavar="DEV",
                    help="where to compute: cpu (default), cuda, cuda:N, or auto")
 
@@ -215,7 +226,7 @@ def _parser() -> argparse.ArgumentParser:
                     "current folder or the Python path) and build CLASS() with no arguments")
     pr.add_argument("--batch-size", type=int, default=256, metavar="N",
                     help="inputs read and predicted at a time (default 256)")
-    pr.add_argument("--threads", type=int, help="CPU threads for torch")
+    pr.add_argument("--threads", type=_positive, help="CPU threads for torch")
     pr.add_argument("--device", default="cpu", metavar="DEV",
                     help="where to compute: cpu (default), cuda, cuda:N, or auto")
 
@@ -334,7 +345,7 @@ def _eval(args: argparse.Namespace, console: Console) -> int:
     from tinysubnets.artifact.reader import parse, read_bytes
     from tinysubnets.scenarios.recorded import recorded_scenario
 
-    if args.threads:
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     parsed = parse(read_bytes(args.model), str(args.model))
     n_tasks = len(parsed.header["tasks"])
@@ -403,7 +414,7 @@ def _predict(args: argparse.Namespace, console: Console) -> int:
     from tinysubnets.predict_inputs import input_batches
     from tinysubnets.preprocess import apply
 
-    if args.threads:
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
