@@ -21,7 +21,8 @@ from tinysubnets.report.build import write_report
 from tinysubnets.report.figures import RUN_FIGURES
 from tinysubnets.report.longcsv import LONG_CSV
 from tinysubnets.report.rundir import run_labels
-from tinysubnets.runs import run
+from tinysubnets.runs import resolved_config, run
+from tinysubnets.scenarios import build_scenario
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -266,3 +267,23 @@ def test_table3_shows_the_accuracy_the_bit_width_search_measured(
         assert {"3", "4", "5"} <= set(trials)  # always measured, whatever width was chosen
         row = next(line for line in table3.splitlines() if line.startswith(f"| {t['task_id']} |"))
         assert f"{trials['4']:.2f}" in row
+
+
+def test_task_inference_table_and_heatmap(runs: dict[str, Path], tmp_path: Path) -> None:
+    from tinysubnets import load
+    from tinysubnets.nn.inference import measure_inference
+
+    folder = _copy(runs["pruned"], tmp_path)
+    write_report([folder])
+    text = (folder / "report.md").read_text()
+    part = text.split("Without task ids (task inference, entropy)")[1].split("\n## ")[0]
+    model = load(folder / "model.tsn")
+    splits = [task.split("test") for task in build_scenario(resolved_config(folder)).tasks]
+    rows = measure_inference(model, splits, "entropy")
+    for t, r in enumerate(rows):  # given, found per input and per batch, inferred
+        assert (f"| {t} | {r.task_incremental:.2f} | {r.task_found:.2f} | {r.batch_found:.2f} "
+                f"| {r.class_incremental:.2f} |") in part
+    assert "![Task inference](figures/task_inference.png)" in part
+    assert (folder / "figures" / "task_inference.png").stat().st_size > 1000
+    write_report([folder], activations=False)
+    assert "task inference" not in (folder / "report.md").read_text()

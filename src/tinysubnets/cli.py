@@ -260,7 +260,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="runs trained with your own backbone: import MODULE and build CLASS() "
                    "with no arguments (Tables 6-7 load the model file with it)")
     r.add_argument("--no-activations", action="store_true",
-                   help="skip the activation quantization table (it re-tests every task)")
+                   help="skip the tables measured on the data (activation quantization, task "
+                   "inference): they re-test every task")
     return parser
 
 

@@ -44,6 +44,7 @@ RUN_SECTIONS: list[RunSection] = [
     pertask.time_per_task_section,  # Table 4, per task
     measured.flops_section,  # Table 6, from model.tsn
     measured.activations_section,  # Table 7, from model.tsn and the scenario's data
+    measured.task_inference_section,  # without task ids, from model.tsn and the data
 ]
 
 
@@ -69,6 +70,12 @@ def _draw(ctx: Context, out: Path, report: Report) -> None:
             fig = _guard(report, f"{run.label}: figure {name}", lambda d=draw, r=run: d(r))
             if fig is not None:
                 _save_figure(fig, folder / name, out, ctx, (run.label, name), report)
+        rows = measured.task_inference(ctx, run) if ctx.activations else None
+        if isinstance(rows, list):  # measured (else the section says why not)
+            fig = figures.inferred_tasks([r.inferred for r in rows], run.label,
+                                         measured.INFERENCE_CRITERION)
+            name = measured.INFERENCE_FIGURE
+            _save_figure(fig, folder / name, out, ctx, (run.label, name), report)
     if ctx.several:
         for name, draw in figures.COMPARE_FIGURES.items():
             fig = _guard(report, f"figure {name}", lambda d=draw: d(ctx.runs))

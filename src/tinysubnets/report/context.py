@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -33,7 +32,7 @@ class Context:
     links: dict[tuple[str, str], str] = field(default_factory=dict)
     data_dir: str | None = None  # the scenario's data, for sections that measure (Table 7)
     activations: bool = True  # measure accuracy with quantized activations (needs the data)
-    models: dict[Path, Any] = field(default_factory=dict)  # model files loaded once per report
+    models: dict[Any, Any] = field(default_factory=dict)  # model files, measurements: once each
     backbone: nn.Module | None = None  # a fresh instance of the user's module, if the runs use one
 
     @property

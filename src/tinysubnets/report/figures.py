@@ -251,6 +251,31 @@ COMPARE_FIGURES: dict[str, Callable[[Sequence[RunData]], Figure | None]] = {
 }
 
 
+def inferred_tasks(inferred: Sequence[Sequence[int]], label: str, criterion: str) -> Figure:
+    """Task inference as a heatmap: true task down, inferred task across, each row in % of the
+    true task's test inputs (the diagonal is how often the task is found)."""
+    counts = np.asarray(inferred, dtype=np.float64)
+    T = len(counts)
+    share = 100.0 * counts / np.maximum(1.0, counts.sum(axis=1, keepdims=True))
+    side = max(5.0, min(12.0, 3.0 + 0.25 * T))
+    fig, (ax,) = _new(side + 1.0, side)
+    image = ax.imshow(share, cmap="viridis", vmin=0, vmax=100, aspect="equal",
+                      interpolation="nearest")
+    fig.colorbar(image, ax=ax, shrink=0.8).set_label("% of the true task's test inputs")
+    _task_ticks(ax.xaxis, T)
+    _task_ticks(ax.yaxis, T)
+    ax.set_xlabel("inferred task")
+    ax.set_ylabel("true task")
+    ax.set_title(f"Task inference ({criterion}): {label}")
+    if T <= ANNOTATE_UP_TO:
+        for i in range(T):
+            for j in range(T):
+                ax.text(j, i, f"{share[i, j]:.0f}", ha="center", va="center",
+                        fontsize=10 if T <= 6 else 8,
+                        color="black" if share[i, j] > 50 else "white")
+    return fig
+
+
 def save(fig: Figure, path: Path) -> None:
     """Render to PNG in memory, then replace ``path`` atomically."""
     buffer = io.BytesIO()

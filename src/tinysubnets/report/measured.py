@@ -13,14 +13,16 @@ from statistics import mean
 from tinysubnets.artifact import CompressedModel, load
 from tinysubnets.compression.activations import model_activation_accuracy
 from tinysubnets.errors import DataError, TSNError
+from tinysubnets.nn.inference import InferenceScores, measure_inference
 from tinysubnets.report.context import Context, SectionOut
 from tinysubnets.report.flops import model_ops
 from tinysubnets.report.markdown import num, table
 from tinysubnets.report.rundir import RunData
 from tinysubnets.runs import USER_SCENARIO
-from tinysubnets.scenarios import scenario_of_model
+from tinysubnets.scenarios import Scenario, scenario_of_model
 
 ACTIVATION_BITS = (4, 8, 16)
+INFERENCE_CRITERION = "entropy"
 
 
 def _model(ctx: Context, run: RunData) -> CompressedModel | str | None:
@@ -39,6 +41,62 @@ def _model(ctx: Context, run: RunData) -> CompressedModel | str | None:
                 "`write_report(..., backbone=Module())` or `tsn report --backbone "
                 "package.module:Class`.")
     return ctx.models[run.model_path]
+
+
+INFERENCE_FIGURE = "task_inference.png"
+
+
+def task_inference(ctx: Context, run: RunData) -> list[InferenceScores] | str | None:
+    """Task inference on every finished task's test split, measured once per report (the
+    section and the heatmap share it); or why it cannot be measured."""
+    key = (run.model_path, "inference")
+    if key not in ctx.models:
+        model = _model(ctx, run)
+        if model is None or isinstance(model, str) or model.num_tasks == 0:
+            ctx.models[key] = model
+        else:
+            scenario = _scenario(ctx, run, model)
+            ctx.models[key] = scenario if isinstance(scenario, str) else measure_inference(
+                model, [task.split("test") for task in scenario.tasks], INFERENCE_CRITERION)
+    return ctx.models[key]
+
+
+def _scenario(ctx: Context, run: RunData, model: CompressedModel) -> Scenario | str:
+    """The run's scenario rebuilt from the model file, or why it cannot be."""
+    if model.scenario.get("name") == USER_SCENARIO:
+        return ("Not measured here: the run's tasks are the user's own, which a report cannot "
+                "rebuild; measure them from Python (`nn.inference.measure_inference`).")
+    try:
+        return scenario_of_model(model.scenario, model.num_tasks,
+                                 ctx.data_dir or run.config.get("data_dir"))
+    except TSNError as e:
+        return (f"Not measured: the scenario's data was not found ({e}). Pass `--data-dir` to "
+                "`tsn report`, or `--no-activations` to skip the measured sections.")
+
+
+def task_inference_section(ctx: Context, run: RunData) -> SectionOut:
+    """Without task ids: per task, how often its task is found and the accuracy with it."""
+    if not ctx.activations:
+        return None
+    title = f"Without task ids (task inference, {INFERENCE_CRITERION})"
+    rows = task_inference(ctx, run)
+    if rows is None:
+        return None
+    if isinstance(rows, str):
+        return title, [rows]
+    cells = [[t, num(r.task_incremental), num(r.task_found), num(r.batch_found),
+              num(r.class_incremental)] for t, r in enumerate(rows)]
+    cells.append(["mean", *[num(mean(float(c[i]) for c in cells)) for i in range(1, 5)]])
+    figure = ctx.figure(run, INFERENCE_FIGURE)
+    return title, [
+        "Each test input is given to every task's subnetwork and the most confident one (lowest "
+        "normalised entropy) answers (`model.predict(x)` without a task id). Task found: % of "
+        "the task's inputs attributed to it, one by one and per batch of 64; with the task "
+        "inferred, a wrong task is a wrong answer (class-incremental).",
+        table(["task", "task given %", "task found %", "per batch of 64 %", "task inferred %"],
+              cells),
+        f"![Task inference]({figure})" if figure else None,
+    ]
 
 
 def _cells(values: list[float | None]) -> list[str]:
@@ -85,16 +143,9 @@ def activations_section(ctx: Context, run: RunData) -> SectionOut:
         return title, [model]
     if model is None or model.num_tasks == 0:
         return None
-    if model.scenario.get("name") == USER_SCENARIO:
-        return title, ["Not measured here: the run's tasks are the user's own, which a report "
-                       "cannot rebuild; measure them from Python with "
-                       "`compression.activations.model_activation_accuracy`."]
-    data_dir = ctx.data_dir or run.config.get("data_dir")
-    try:
-        scenario = scenario_of_model(model.scenario, model.num_tasks, data_dir)
-    except TSNError as e:
-        return title, [f"Not measured: the scenario's data was not found ({e}). Pass "
-                       "`--data-dir` to `tsn report`, or `--no-activations` to skip this."]
+    scenario = _scenario(ctx, run, model)
+    if isinstance(scenario, str):
+        return title, [scenario]
     keys = ["fp32", *[f"{b}b" for b in ACTIVATION_BITS]]
     rows = []
     for t, task in enumerate(scenario.tasks):
