@@ -64,6 +64,60 @@ def throughput(model: tsn.CompressedModel, x: torch.Tensor, repeats: int) -> dic
             "dense_twin_equal": same, "cache_bytes": model.cache_bytes}
 
 
+def dense_bounds(model: tsn.CompressedModel, scenario, epochs: int, seed: int
+                 ) -> dict[str, dict[str, float]]:
+    """The dense network of the same backbone with one head over every task's classes
+    (task t's class c is output offset(t) + c): trained on all tasks at once (the upper bound
+    of class-incremental accuracy) and on one task after the other (fine-tuning, the lower
+    bound). Each reports class-incremental ACC and how often the task is found."""
+    sizes = [model.n_classes(t) for t in range(model.num_tasks)]
+    offsets = [sum(sizes[:t]) for t in range(len(sizes))]
+    train = [task.split("train") for task in scenario.tasks]
+    tests = [task.split("test") for task in scenario.tasks]
+
+    def fresh() -> nn.Module:
+        torch.manual_seed(seed)
+        backbone = copy.deepcopy(model.net.backbone)
+        for name in model.net.param_names:  # the masked slots are empty in the decoded net
+            module_path, _, param = name.rpartition(".")
+            module = backbone.get_submodule(module_path)
+            shape = model.net.masked_layers()[name].owner.shape
+            module._parameters[param] = nn.Parameter(torch.empty(shape))
+            module.reset_parameters()
+        return nn.Sequential(backbone, nn.Linear(model.net.out_features, sum(sizes)))
+
+    def fit(net: nn.Module, tasks: list[int]) -> None:
+        xs = torch.cat([train[t].x for t in tasks])
+        ys = torch.cat([train[t].y + offsets[t] for t in tasks])
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+        generator = torch.Generator().manual_seed(seed)
+        net.train()
+        for _ in range(epochs):
+            for batch in torch.randperm(len(xs), generator=generator).split(128):
+                optimizer.zero_grad()
+                nn.functional.cross_entropy(net(xs[batch]), ys[batch]).backward()
+                optimizer.step()
+
+    def score(net: nn.Module) -> dict[str, float]:
+        net.eval()
+        right = found = n = 0
+        with torch.no_grad():
+            for t, split in enumerate(tests):
+                out = net(split.x).argmax(1)
+                right += int((out == split.y + offsets[t]).sum())
+                task = torch.bucketize(out, torch.tensor(offsets[1:] + [sum(sizes)]), right=True)
+                found += int((task == t).sum())
+                n += len(split)
+        return {"class_incremental": 100.0 * right / n, "task_found": 100.0 * found / n}
+
+    joint = fresh()
+    fit(joint, list(range(len(sizes))))
+    finetuned = fresh()
+    for t in range(len(sizes)):
+        fit(finetuned, [t])
+    return {"joint": score(joint), "finetune": score(finetuned)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("runs/bench-pmnist/model.tsn"))
@@ -71,6 +125,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--inputs", type=int, default=10_000, help="inputs timed per task")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--bounds", action="store_true",
+                        help="also train the dense joint (upper) and fine-tuned (lower) bounds")
+    parser.add_argument("--epochs", type=int, default=3, help="of the bounds' training")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -105,6 +162,14 @@ def main() -> None:
           f"{speed['predict_without_id_s']:.3f} s = {speed['predict_ratio_to_T_dense']:.2f} x "
           f"the T dense forwards; identical logits: {speed['dense_twin_equal']}; weights kept "
           f"{speed['cache_bytes'] / 2**20:.1f} MiB")
+    if args.bounds:
+        start = time.perf_counter()
+        bounds = dense_bounds(model, rebuilt.scenario, args.epochs, seed=0)
+        report["bounds"] = bounds
+        for name, b in bounds.items():
+            print(f"dense {name:8s} ACC {b['class_incremental']:.2f} class-incremental, task "
+                  f"found {b['task_found']:.2f} % ({args.epochs} epochs; "
+                  f"{time.perf_counter() - start:.0f} s for both)")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
 

@@ -104,6 +104,13 @@ class CompressedModel(TaskPredictor, nn.Module):
         return self.net.task_logits(as_batch(x).to(self.device), task_id, self.masks,
                                     self.task_weights(task_id))
 
+    def logits_and_hidden(self, x: Tensor | np.ndarray | list, task_id: int
+                          ) -> tuple[Tensor, Tensor]:
+        """`logits` and the first hidden representation (task inference), one forward."""
+        task_id = check_task_id(task_id, self.num_tasks)
+        return self.net.task_logits_and_hidden(as_batch(x).to(self.device), task_id, self.masks,
+                                               self.task_weights(task_id))
+
     def labels(self, task_id: int) -> list[Any]:
         """Task ``task_id``'s labels, the user's values, in class-index order."""
         task_id = check_task_id(task_id, self.num_tasks)

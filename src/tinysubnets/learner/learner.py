@@ -268,6 +268,11 @@ class Learner(TaskPredictor):
         an empty batch gives (0, classes))."""
         return self.net.task_logits(as_batch(x).to(self.device), task_id, self.masks)
 
+    def logits_and_hidden(self, x: Tensor | np.ndarray | list, task_id: int
+                          ) -> tuple[Tensor, Tensor]:
+        """`logits` and the first hidden representation (task inference), one forward."""
+        return self.net.task_logits_and_hidden(as_batch(x).to(self.device), task_id, self.masks)
+
     def labels(self, task_id: int) -> list[Any]:
         """A finished task's labels, the user's values, in class-index order."""
         return list(self.finished[check_task_id(task_id, self.num_tasks)].labels)

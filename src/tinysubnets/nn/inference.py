@@ -24,7 +24,8 @@ from torch import Tensor
 from tinysubnets.errors import ConfigError
 from tinysubnets.tasks import Split, iterate_batches
 
-CRITERIA = ("entropy", "max_prob", "energy")
+CRITERIA = ("entropy", "max_prob", "energy", "activation")
+DEFAULT_CRITERION = "entropy"
 
 
 def check_criterion(criterion: str) -> str:
@@ -34,9 +35,16 @@ def check_criterion(criterion: str) -> str:
     return criterion
 
 
-def confidence(logits: Tensor, criterion: str) -> Tensor:
-    """One score per row of ``logits`` (N, k): how sure the head is, higher = surer."""
+def confidence(logits: Tensor, criterion: str, hidden: Tensor | None = None) -> Tensor:
+    """One score per row of ``logits`` (N, k): how sure the head is, higher = surer; for
+    ``activation``, the log mean square of ``hidden`` (the task's first hidden representation,
+    (N, ...)), how strongly its first layer answers."""
     check_criterion(criterion)
+    if criterion == "activation":
+        if hidden is None:
+            raise ValueError("the activation criterion needs the hidden representation")
+        flat = hidden.float().reshape(len(hidden), -1)
+        return torch.log(flat.square().mean(dim=1) + 1e-30)
     logits = logits.float()
     if criterion == "energy":
         return torch.logsumexp(logits, dim=1)
@@ -65,26 +73,37 @@ class TaskPredictor:
     def logits(self, x: object, task_id: int) -> Tensor:  # pragma: no cover (abstract)
         raise NotImplementedError
 
+    def logits_and_hidden(self, x: object, task_id: int
+                          ) -> tuple[Tensor, Tensor]:  # pragma: no cover (abstract)
+        """`logits` and the first hidden representation, from one forward."""
+        raise NotImplementedError
+
     def labels(self, task_id: int) -> list:  # pragma: no cover (abstract)
         raise NotImplementedError
 
-    def _all_logits(self, x: object) -> list[Tensor]:
+    def _scored(self, x: object, criterion: str) -> tuple[list[Tensor], Tensor]:
+        """Every finished task's logits on ``x`` and the (T, N) scores, one forward a task."""
+        check_criterion(criterion)
         if not self.num_tasks:
             raise ConfigError("the model holds no finished task: no task to infer")
-        return [self.logits(x, t) for t in range(self.num_tasks)]
+        logits, scores = [], []
+        for t in range(self.num_tasks):
+            out, hidden = self.logits_and_hidden(x, t)
+            logits.append(out)
+            scores.append(confidence(out, criterion, hidden))
+        return logits, torch.stack(scores)
 
-    def task_scores(self, x: object, criterion: str = "entropy") -> Tensor:
+    def task_scores(self, x: object, criterion: str = DEFAULT_CRITERION) -> Tensor:
         """(T, N): how confident each finished task's subnetwork is on each input."""
-        check_criterion(criterion)
-        return torch.stack([confidence(lg, criterion) for lg in self._all_logits(x)])
+        return self._scored(x, criterion)[1]
 
-    def infer_task(self, x: object, criterion: str = "entropy", per_batch: bool = False
+    def infer_task(self, x: object, criterion: str = DEFAULT_CRITERION, per_batch: bool = False
                    ) -> Tensor:
         """The task each input most likely comes from (LongTensor (N,)); ``per_batch``: one
         task for the whole batch, known to come from a single task."""
         return choose_tasks(self.task_scores(x, criterion), per_batch).cpu()
 
-    def predict(self, x: object, task_id: int | None = None, criterion: str = "entropy",
+    def predict(self, x: object, task_id: int | None = None, criterion: str = DEFAULT_CRITERION,
                 per_batch: bool = False) -> np.ndarray:
         """Predicted labels, as the user's own label values (int64 for integer labels, str for
         strings). Without ``task_id`` the task is inferred (`infer_task`) and each input gets
@@ -92,10 +111,8 @@ class TaskPredictor:
         if task_id is not None:
             index = self.logits(x, task_id).argmax(1).cpu().numpy()
             return np.asarray(self.labels(task_id))[index]
-        check_criterion(criterion)
-        logits = self._all_logits(x)
-        tasks = choose_tasks(torch.stack([confidence(lg, criterion) for lg in logits]),
-                             per_batch).cpu().numpy()
+        logits, scores = self._scored(x, criterion)
+        tasks = choose_tasks(scores, per_batch).cpu().numpy()
         used = np.unique(tasks).tolist()
         tables = {t: np.asarray(self.labels(t)) for t in used}
         kinds = {table.dtype.kind for table in tables.values()}  # ints and strs never mix
@@ -125,7 +142,7 @@ class InferenceScores:
 
 
 def measure_inference(
-    predictor: TaskPredictor, splits: list[Split], criterion: str = "entropy",
+    predictor: TaskPredictor, splits: list[Split], criterion: str = DEFAULT_CRITERION,
     batch: int = 64, chunk: int = 1024,
 ) -> list[InferenceScores]:
     """Task inference on each finished task's test split (``splits[t]``), ``chunk`` inputs at
@@ -138,8 +155,8 @@ def measure_inference(
         inferred = torch.zeros(predictor.num_tasks, dtype=torch.int64)
         for x, y in iterate_batches(split, chunk):
             y = y.cpu()
-            logits = predictor._all_logits(x)
-            scores = torch.stack([confidence(lg, criterion) for lg in logits]).cpu()
+            logits, scores = predictor._scored(x, criterion)
+            scores = scores.cpu()
             tasks = choose_tasks(scores)
             own = logits[t].argmax(1).cpu()
             found += int((tasks == t).sum())

@@ -378,6 +378,31 @@ class TSNNetwork(nn.Module):
             weights = self.task_weights(task_id, masks[task_id])
         return self.heads[task_id](self.features(x, task_id, weights))
 
+    @property
+    def hidden_stop(self) -> int:
+        """The stage where the first hidden representation ends: just before the second stage
+        holding a masked parameter (all stages if there is one). Task inference scores it:
+        the first layer of a task's subnetwork answers most strongly to its own inputs."""
+        holding = [i for i, stage in enumerate(self.stages) if stage[2]]
+        return holding[1] if len(holding) > 1 else len(self.stages)
+
+    @torch.no_grad()
+    def task_logits_and_hidden(
+        self, x: Tensor, task_id: int, masks: Sequence[dict[str, Tensor]],
+        weights: dict[str, Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """`task_logits` and, from the same forward, the first hidden representation
+        (stages before `hidden_stop`); the logits are the same bit for bit."""
+        task_id = check_task_id(task_id, len(masks))
+        x = self.fit_input(x)
+        if weights is None:
+            weights = self.task_weights(task_id, masks[task_id])
+        if not len(x):
+            return x.new_zeros((0, self.heads[task_id].out_features)), x.new_zeros((0, 1))
+        hidden = self.features(x, task_id, weights, 0, self.hidden_stop)
+        logits = self.heads[task_id](self.features(hidden, task_id, weights, self.hidden_stop))
+        return logits, hidden
+
     def backbone_weights(self) -> int:
         """Values of the backbone's masked parameters (capacity's 100 %; copies excluded)."""
         return sum(prod(self.layers[_key(n)].owner.shape) for n in self.param_names)
