@@ -38,15 +38,18 @@ def dense_twin(model: tsn.CompressedModel, task_id: int) -> nn.Module:
     return nn.Sequential(backbone, copy.deepcopy(model.net.heads[task_id])).eval()
 
 
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """The fastest of ``repeats`` runs (seconds), after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def best_times(fns: list[Callable[[], object]], repeats: int) -> list[float]:
+    """The fastest of ``repeats`` runs of each (seconds), after a warm-up, the functions
+    taking turns so that a busy moment of the machine does not fall on one of them only."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, kept in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            kept.append(time.perf_counter() - start)
+    return [min(kept) for kept in times]
 
 
 def throughput(model: tsn.CompressedModel, x: torch.Tensor, repeats: int) -> dict[str, float]:
@@ -54,10 +57,10 @@ def throughput(model: tsn.CompressedModel, x: torch.Tensor, repeats: int) -> dic
     `predict(x)` without a task id against T dense forwards."""
     twins = [dense_twin(model, t) for t in range(model.num_tasks)]
     with torch.no_grad():
-        dense = best_time(lambda: [twin(x) for twin in twins], repeats)
-        masked = best_time(lambda: [model.logits(x, t) for t in range(model.num_tasks)],
-                           repeats)
-        predict = best_time(lambda: model.predict(x), repeats)
+        dense, masked, predict = best_times([
+            lambda: [twin(x) for twin in twins],
+            lambda: [model.logits(x, t) for t in range(model.num_tasks)],
+            lambda: model.predict(x)], repeats)
         same = all(torch.equal(twins[t](x), model.logits(x, t)) for t in range(model.num_tasks))
     return {"dense_all_tasks_s": dense, "file_all_tasks_s": masked, "logits_ratio": masked / dense,
             "predict_without_id_s": predict, "predict_ratio_to_T_dense": predict / dense,
@@ -124,7 +127,7 @@ def main() -> None:
     parser.add_argument("--data-dir", help="where the test data is (default: where recorded)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--inputs", type=int, default=10_000, help="inputs timed per task")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--bounds", action="store_true",
                         help="also train the dense joint (upper) and fine-tuned (lower) bounds")
     parser.add_argument("--epochs", type=int, default=3, help="of the bounds' training")
