@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -402,3 +403,128 @@ def test_stop_after_0_suggests_a_resume_that_works(tmp_path: Path, capsys) -> No
     assert f"stopped after 0 tasks; continue with: tsn run --resume {out}" in said
     assert main(["run", "--resume", str(out), "--no-progress"]) == 0
     assert len(json.loads((out / "results.json").read_text())["R"]) == 1
+
+
+# --- 7. QA drill: settings out of any sane range, inputs read before they are checked ---------
+
+_BIG = "9" * 5000  # an int past Python's 4300-digit str() limit, as YAML text
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--threads", "100000"], "threads must be >= 1 and <= "),
+    (["--threads", "0"], "threads must be >= 1 and <= "),
+    (["--epochs", "99999999999999999999"], "epochs must be in [1, 1000000]"),
+    (["--batch-size", "99999999999999999999"], "batch size must be in [1, "),
+    (["--replay-per-task", "99999999999999999999"], "replay per_task"),
+], ids=["threads 100000", "threads 0", "epochs 1e20", "batch size 1e20", "replay 1e20"])
+def test_run_flags_past_their_bounds_are_one_config_error(
+        flags: list[str], message: str, tmp_path: Path, capsys) -> None:
+    err = _cli_error(capsys, ["run", "--tasks", "1", *flags, "--out", str(tmp_path / "x")])
+    assert message in err and not (tmp_path / "x").exists(), err
+
+
+@pytest.mark.parametrize("command", ["eval", "predict"])
+@pytest.mark.parametrize("threads", ["100000", "0"])
+def test_eval_and_predict_threads_past_their_bounds_are_a_usage_error(
+        command: str, threads: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "model.tsn", "--task", "0", "x.npy", "--threads", threads]
+             if command == "predict" else [command, "model.tsn", "--threads", threads])
+    assert exit_.value.code == 2 and "must be in [1, " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (f"tasks: {_BIG}\n", "holds a value YAML cannot read: Exceeds the limit"),
+    ("seed: " + "A" * 5_000_000 + "\n", "must be of type int"),
+    ('seed: "' + "A" * 5_000_000 + '"\n', "must be of type int"),
+    ("train:\n  lr: 1" + "0" * 400 + "\n", "too large"),
+    ("train:\n  epochs: 1" + "0" * 400 + "\n", "epochs must be in"),
+    ("? 1" + "0" * 4000 + "\n: 1\n", "unknown setting"),
+    ("device: " + "x" * 100_000 + "\n", "unknown device"),
+    ("train:\n  optimizer: " + "x" * 100_000 + "\n", "unknown optimizer"),
+    ("seed: 1\nseed: 2\n", "duplicate key 'seed' (line 2"),
+    ("train:\n  epochs: 1\n  epochs: 2\n", "duplicate key 'epochs' (line 3"),
+], ids=["5000-digit tasks", "5 MB seed", "5 MB quoted seed", "5000-digit lr",
+        "5000-digit epochs", "5000-digit key", "long device", "long optimizer",
+        "duplicate seed", "duplicate nested key"])
+def test_config_file_values_are_quoted_short_and_keys_once(
+        text: str, message: str, tmp_path: Path, capsys) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    err = _cli_error(capsys, ["run", "--config", str(config), "--out", str(tmp_path / "x")])
+    assert message in err and len(err) < 600, err[:600]
+    assert "duplicate" not in message or str(config) in err
+
+
+def _bomb(path: Path) -> None:
+    """A PNG whose header says 12000 x 12000 (a 1x1 image, its IHDR rewritten): decoding it
+    would take 144 MB at least; its header alone must refuse it."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("L", (1, 1)).save(png, format="PNG")
+    data = bytearray(png.getvalue())
+    data[16:24] = struct.pack(">II", 12000, 12000)  # IHDR's width and height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(("write", "message"), [
+    (lambda p: np.save(p / "in.npy", np.zeros((28, 28), np.uint8)), None),
+    (lambda p: np.save(p / "in.npy", np.zeros((0, 28, 28), np.uint8)), "no inputs in"),
+    (lambda p: np.save(p / "in.npy", np.zeros((0, 784), np.uint8)), "no inputs in"),
+    (lambda p: _bomb(p / "in.png"), "12000x12000 pixels"),
+], ids=["one (28, 28) image", "(0, 28, 28)", "(0, 784)", "decompression bomb"])
+def test_predict_inputs_of_one_or_no_image_or_too_many_pixels(
+        write: Callable[[Path], None], message: str | None, finished: tuple[Path, Any],
+        tmp_path: Path, capsys) -> None:
+    write(tmp_path)
+    model = str(finished[0] / "model.tsn")
+    inputs = str(next(tmp_path.glob("in.*")))
+    if message is None:  # one image: one line, named 0, the label of a batch of that one
+        assert main(["predict", model, "--task", "0", inputs, "--batch-size", "4"]) == 0
+        one = capsys.readouterr().out
+        np.save(tmp_path / "batch.npy", np.zeros((1, 28, 28), np.uint8))
+        assert main(["predict", model, "--task", "0", str(tmp_path / "batch.npy")]) == 0
+        assert one == capsys.readouterr().out and one.startswith("0\t"), one
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no DecompressionBombWarning either
+        err = _cli_error(capsys, ["predict", model, "--task", "0", inputs])
+    assert message in err and inputs in err, err
+
+
+class _FirstTwo(torch.nn.Module):
+    """A backbone that drops all but 2 inputs of a batch (a slip a batch of 2 cannot see)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l = torch.nn.Linear(6, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.l(x)[:2]
+
+
+class _Unbatched(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.l = torch.nn.Linear(6, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.l(x).sum(0)
+
+
+@pytest.mark.parametrize(("backbone", "message"), [
+    (_FirstTwo, r"returned \[2, 4\] for 3 inputs"),
+    (_Unbatched, r"returned \[4\] for 3 inputs"),
+], ids=["wrong batch size", "no batch dimension"])
+def test_a_backbone_that_loses_the_batch_size_is_one_shape_error(
+        backbone: type, message: str) -> None:
+    from tinysubnets.nn.network import TSNNetwork
+
+    with pytest.raises(ShapeError, match=message):
+        TSNNetwork(backbone(), (6,), torch.Generator().manual_seed(0))

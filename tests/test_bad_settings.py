@@ -57,3 +57,12 @@ def test_eval_and_predict_threads_are_checked_by_argparse(command, threads, caps
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "argument --threads:" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flags", [["run", "--out", ""], ["run", "--resume", " "],
+                                   ["report", "x", "--out", ""]])
+def test_an_empty_folder_path_is_a_usage_error(flags: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(flags)
+    assert stop.value.code == 2
+    assert "must not be empty" in capsys.readouterr().err

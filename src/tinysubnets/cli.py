@@ -13,6 +13,7 @@ from rich.console import Console
 
 from tinysubnets.config import (
     CLAIM_RULES,
+    MAX_THREADS,
     OPTIMIZERS,
     SCHEDULES,
     RunConfig,
@@ -20,7 +21,7 @@ from tinysubnets.config import (
     preset,
     read_config_file,
 )
-from tinysubnets.errors import ConfigError, TSNError
+from tinysubnets.errors import ConfigError, ShapeError, TSNError, shown
 from tinysubnets.nn.inference import CRITERIA
 from tinysubnets.runs import resolved_config, run
 from tinysubnets.scenarios import SCENARIOS
@@ -107,14 +108,31 @@ def _layer_ratio(text: str) -> dict[str, float]:
         ) from None
 
 
+def _text(value: object) -> str:
+    """A value from a model file's header as it is printed: text as it is (cut short), other
+    values as a short repr."""
+    from tinysubnets.errors import clipped, shown
+
+    return clipped(value) if isinstance(value, str) else shown(value)
+
+
+def _folder(text: str) -> Path:
+    """An argparse type: a folder's path, not empty (Path("") is the current folder, and a
+    run written there by an empty $VAR would mix with whatever it holds)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty: give the folder's path")
+    return Path(text)
+
+
 def _positive(text: str) -> int:
-    """An argparse type: an int >= 1 (a thread count)."""
+    """An argparse type: a thread count in [1, MAX_THREADS], the bound `RunConfig` holds
+    ``threads`` to (tens of thousands of threads crash or hang torch's thread pool)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not an integer") from None
+    if not 1 <= value <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be in [1, {MAX_THREADS}], got {shown(value)}")
     return value
 
 
@@ -172,8 +190,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--layer-share-ratio", type=_layer_ratio, action="append", metavar="LAYER=S",
                    help="most of one layer a mask may reuse frozen, e.g. fc1=0 (repeatable)")
     p.add_argument("--config", type=Path, help="YAML file of settings (keys as in config.yaml)")
-    p.add_argument("--out", type=Path, help="run folder to write (default runs/<scenario>-s<seed>)")
-    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+    p.add_argument("--out", type=_folder,
+                   help="run folder to write (default runs/<scenario>-s<seed>)")
+    p.add_argument("--resume", type=_folder, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its last finished task")
     p.add_argument("--stop-after", type=int, metavar="K", help="stop once K tasks are finished")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -250,7 +269,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR",
                    help="a run folder written by `tsn run` (holds results.json)")
-    r.add_argument("--out", type=Path, metavar="DIR",
+    r.add_argument("--out", type=_folder, metavar="DIR",
                    help="where to write (default: the run folder for one run, ./report for "
                    "several)")
     r.add_argument("--data-dir", type=Path,
@@ -423,8 +442,11 @@ def _predict(args: argparse.Namespace, console: Console) -> int:
     check_task_id(args.task, model.num_tasks)
     record = model.task_info[args.task].get("preprocess", {})
     try:
-        for names, raw in input_batches(args.inputs, args.batch_size):
+        for names, raw in input_batches(args.inputs, args.batch_size, record):
             labels = model.predict(apply(record, raw), args.task).tolist()
+            if len(labels) != len(names):  # a bug between reading and preprocessing
+                raise ShapeError(f"{args.inputs}: {len(names)} inputs read, but preprocessing "
+                                 f"made {len(labels)}")
             sys.stdout.write("".join(f"{n}\t{v}\n" for n, v in zip(names, labels, strict=True)))
         sys.stdout.flush()
     except BrokenPipeError:  # `tsn predict ... | head`: the reader has all it wanted
@@ -436,7 +458,7 @@ def _inspect(args: argparse.Namespace, console: Console) -> int:
     import json
 
     from tinysubnets.artifact import inspect
-    from tinysubnets.errors import clipped, shown
+    from tinysubnets.errors import clipped
     from tinysubnets.summary import print_capacity
 
     parsed = inspect(args.model)
@@ -449,8 +471,8 @@ def _inspect(args: argparse.Namespace, console: Console) -> int:
     # Values from the file are quoted short and printed as text, not as rich markup.
     console.print(
         f"{args.model}: {len(header['tasks'])} tasks, backbone {clipped(backbone)}, scenario "
-        f"{shown(info.get('name', '?'))} (seed {shown(info.get('seed', '?'))}), "
-        f"{shown(header.get('library', ''))}", markup=False, highlight=False, soft_wrap=True,
+        f"{_text(info.get('name', '?'))} (seed {_text(info.get('seed', '?'))}), "
+        f"{_text(header.get('library', ''))}", markup=False, highlight=False, soft_wrap=True,
     )
     print_capacity(cap, console)
     return 0

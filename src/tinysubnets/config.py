@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import yaml
 
 from tinysubnets.device import check_device_name
-from tinysubnets.errors import ConfigError
+from tinysubnets.errors import ConfigError, clipped, shown
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 CLAIM_RULES = ("fair", "scores")
@@ -39,7 +40,7 @@ def check_finite(config: Any) -> None:
         values = value.items() if isinstance(value, dict) else [("", value)]
         for key, v in values:
             if isinstance(v, float) and not math.isfinite(v):
-                where = f"{f.name}.{key}" if key else f.name
+                where = f"{f.name}.{clipped(str(key))}" if key else f.name
                 raise ConfigError(f"{type(config).__name__.removesuffix('Config').lower()} "
                                   f"setting {where} must be a finite number, got {v}")
 
@@ -49,6 +50,19 @@ MAX_SEED = 2**32 - 1  # numpy and torch both take it; per-task seeds are derived
 # file stores): more tasks would wrap around and corrupt ownership. The model file's reader
 # holds files to the same bound (`artifact.bounds.MAX_TASKS`).
 MAX_TASKS = 2**15 - 1
+# Past these, a setting is a typo, not a plan: 10**20 epochs overflows tqdm's counters, and
+# torch/libgomp crash or hang asked for tens of thousands of threads.
+MAX_EPOCHS = 10**6
+MAX_COUNT = 10**8  # batch sizes, sample counts: more than any data set here holds
+MAX_IMAGE_SIZE = 4096  # as a model file's image preprocessing (`preprocess.IMAGE_FIELDS`)
+MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
+
+
+def check_range(what: str, value: int, low: int, high: int, why: str = "") -> None:
+    """Raise ConfigError unless ``low <= value <= high``; the value is quoted short (a
+    5000-digit int cannot even be printed in full)."""
+    if not low <= value <= high:
+        raise ConfigError(f"{what} must be in [{low}, {high}]{why}, got {shown(value)}")
 
 
 @dataclass(frozen=True)
@@ -85,17 +99,18 @@ class TrainConfig:
         check_finite(self)
         for name, ratio in {"": self.keep_ratio, **self.layer_keep_ratio}.items():
             if not 0.0 < ratio <= 1.0:
-                where = f" of layer {name}" if name else ""
-                raise ConfigError(f"keep ratio{where} must be in (0, 1], got {ratio}")
+                where = f" of layer {clipped(name)}" if name else ""
+                raise ConfigError(f"keep ratio{where} must be in (0, 1], got {shown(ratio)}")
         for name, ratio in self.layer_share_ratio.items():
             if not 0.0 <= ratio <= 1.0:
-                raise ConfigError(f"share ratio of layer {name} must be in [0, 1], got {ratio}")
+                raise ConfigError(f"share ratio of layer {clipped(name)} must be in [0, 1], got "
+                                  f"{shown(ratio)}")
         if self.claim not in CLAIM_RULES:
-            raise ConfigError(f"unknown claim rule {self.claim!r}; choose from {CLAIM_RULES}")
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
+            raise ConfigError(f"unknown claim rule {shown(self.claim)}; choose from "
+                              f"{CLAIM_RULES}")
+        check_range("epochs", self.epochs, 1, MAX_EPOCHS)
+        check_range("batch size", self.batch_size, 1, MAX_COUNT)
+        check_range("plateau_patience", self.plateau_patience, 0, MAX_EPOCHS)
         if self.lr <= 0:
             raise ConfigError(f"learning rate must be > 0, got {self.lr}")
         if self.weight_decay < 0 or not 0 <= self.momentum < 1:
@@ -105,9 +120,11 @@ class TrainConfig:
             raise ConfigError(f"plateau_factor must be in (0, 1) and plateau_patience >= 0, got "
                               f"{self.plateau_factor} and {self.plateau_patience}")
         if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose from {OPTIMIZERS}")
+            raise ConfigError(f"unknown optimizer {shown(self.optimizer)}; choose from "
+                              f"{OPTIMIZERS}")
         if self.schedule not in SCHEDULES:
-            raise ConfigError(f"unknown schedule {self.schedule!r}; choose from {SCHEDULES}")
+            raise ConfigError(f"unknown schedule {shown(self.schedule)}; choose from "
+                              f"{SCHEDULES}")
 
 
 @dataclass(frozen=True)
@@ -131,6 +148,7 @@ class PruneConfig:
                 "prune steps must satisfy 0 < min_step <= first_step <= 1, got "
                 f"min_step={self.min_step}, first_step={self.first_step}"
             )
+        check_range("retrain_epochs", self.retrain_epochs, 0, MAX_EPOCHS)
         if self.retrain_epochs < 0 or self.retrain_lr <= 0:
             raise ConfigError(
                 "retraining after pruning needs retrain_epochs >= 0 and retrain_lr > 0, got "
@@ -158,15 +176,17 @@ class QuantizeConfig:
         check_finite(self)
         if self.codebook_bits not in (16, 32):
             raise ConfigError(
-                f"codebook_bits must be 16 (float16 centroids) or 32, got {self.codebook_bits}"
+                "codebook_bits must be 16 (float16 centroids) or 32, got "
+                f"{shown(self.codebook_bits)}"
             )
         for name, bits in (("b_min", self.b_min), ("b_max", self.b_max)):
             if not 1 <= bits <= 16:
-                raise ConfigError(f"bit-width {name} must be in [1, 16], got {bits}")
+                raise ConfigError(f"bit-width {name} must be in [1, 16], got {shown(bits)}")
         if self.b_min > self.b_max:
             raise ConfigError(f"bit-width b_min={self.b_min} exceeds b_max={self.b_max}")
         if self.threshold < 0:
             raise ConfigError(f"quantization threshold must be >= 0 points, got {self.threshold}")
+        check_range("finetune_epochs", self.finetune_epochs, 0, MAX_EPOCHS)
         if self.finetune_epochs < 0 or self.finetune_lr <= 0:
             raise ConfigError(
                 "codebook fine-tuning needs finetune_epochs >= 0 and finetune_lr > 0, got "
@@ -194,8 +214,7 @@ class SimilarityConfig:
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
         check_finite(self)
-        if self.sample < 2:
-            raise ConfigError(f"similarity sample must be >= 2 images, got {self.sample}")
+        check_range("similarity sample (images)", self.sample, 2, MAX_COUNT)
         if not 0 <= self.near <= self.far:
             raise ConfigError(f"similarity needs 0 <= near <= far, got {self.near}, {self.far}")
         if self.scale_near <= 0 or self.scale_far <= 0:
@@ -221,9 +240,9 @@ class ReplayConfig:
         """Raise ConfigError naming the first bad value."""
         check_finite(self)
         if self.per_task < 0:
-            raise ConfigError(
-                f"replay per_task must be >= 0 samples (0 = no replay memory), got {self.per_task}"
-            )
+            raise ConfigError("replay per_task must be >= 0 samples (0 = no replay memory), "
+                              f"got {shown(self.per_task)}")
+        check_range("replay per_task (samples)", self.per_task, 0, MAX_COUNT)
 
 
 @dataclass(frozen=True)
@@ -253,24 +272,26 @@ class RunConfig:
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
         check_finite(self)
-        if not 1 <= self.tasks <= MAX_TASKS:
-            raise ConfigError(f"number of tasks must be in [1, {MAX_TASKS}] (a weight's owner "
-                              f"task is stored as an int16), got {self.tasks}")
+        check_range("number of tasks", self.tasks, 1, MAX_TASKS,
+                    " (a weight's owner task is stored as an int16)")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"validation fraction must be in (0, 1), got {self.val_fraction}")
-        if not 0 <= self.seed <= MAX_SEED:
-            raise ConfigError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads must be >= 1 (or unset: torch's default), got "
-                              f"{self.threads}")
+        check_range("seed", self.seed, 0, MAX_SEED)
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            raise ConfigError(f"threads must be >= 1 and <= {MAX_THREADS} (or unset: torch's "
+                              f"default), got {shown(self.threads)}")
         if self.init not in INITS:
-            raise ConfigError(f"unknown init {self.init!r}; choose from {INITS}")
+            raise ConfigError(f"unknown init {shown(self.init)}; choose from {INITS}")
         if self.image_size != 0 and self.image_size < 32:
             # ResNet-18's ImageNet stem divides the input by 32 before its last stage.
-            raise ConfigError(
-                f"image_size must be 0 (the scenario's default) or >= 32, got {self.image_size}"
-            )
-        check_device_name(self.device)
+            raise ConfigError(f"image_size must be 0 (the scenario's default) or >= 32, got "
+                              f"{shown(self.image_size)}")
+        check_range("image_size", self.image_size, 0, MAX_IMAGE_SIZE)
+        try:
+            check_device_name(self.device)
+        except ConfigError:  # its message would quote a name of any length
+            raise ConfigError(f"unknown device {shown(self.device)}; use cpu, cuda, cuda:N or "
+                              "auto") from None
         self.train.validate()
         self.prune.validate()
         self.quantize.validate()
@@ -345,15 +366,18 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+            raise ConfigError(f"{where} must be a mapping, got {shown(value)}")
         key_type, value_type = typing.get_args(hint)
-        return {_coerce(k, key_type, where): _coerce(v, value_type, f"{where}.{k}")
+        return {_coerce(k, key_type, where): _coerce(v, value_type, f"{where}.{clipped(k)}")
                 for k, v in value.items()}
     ok = isinstance(value, hint) and not (hint is not bool and isinstance(value, bool))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int of hundreds of digits
+            raise ConfigError(f"{where} is too large, got {shown(value)}") from None
     if not ok:
-        raise ConfigError(f"{where} must be of type {hint.__name__}, got {value!r}")
+        raise ConfigError(f"{where} must be of type {hint.__name__}, got {shown(value)}")
     return value
 
 
@@ -362,13 +386,16 @@ def _merge(cls: type, base: Any, overrides: dict[str, Any], where: str) -> Any:
     known = [f.name for f in fields(cls)]
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
-        key = str(key).replace("-", "_")
+        if not isinstance(key, str):  # str() of a 5000-digit int raises
+            raise ConfigError(f"{where}: unknown setting {shown(key)}; known: {', '.join(known)}")
+        key = key.replace("-", "_")
         if key not in known:
-            raise ConfigError(f"{where}: unknown setting {key!r}; known: {', '.join(known)}")
+            raise ConfigError(f"{where}: unknown setting {shown(key)}; known: "
+                              f"{', '.join(known)}")
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):
-                raise ConfigError(f"{where}: {key!r} must be a mapping")
+                raise ConfigError(f"{where}: {key!r} must be a mapping, got {shown(value)}")
             value = _merge(hint, getattr(base, key), value, f"{where}: {key}")
         else:
             value = _coerce(value, hint, f"{where}: {key}")
@@ -391,17 +418,41 @@ def yaml_problem(error: yaml.YAMLError) -> str:
     return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that gives one key twice: plain PyYAML keeps
+    the last, so a setting written twice in a config file is silently half-ignored."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<:` merges may be overridden
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                repeated = key in seen
+            except TypeError:  # unhashable: the base class reports it
+                continue
+            if repeated:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {shown(key)}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path, what: str) -> Any:
     """The YAML document in ``path``; ConfigError naming ``what`` (e.g. "config file x.yaml")
     when it cannot be read or is not valid YAML."""
     try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except OSError as e:
         raise ConfigError(f"cannot read {what}: {e.strerror or e}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{what} is not UTF-8 text") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{what} is not valid YAML: {yaml_problem(e)}") from None
+    except ValueError as e:  # e.g. an int of more than 4300 digits, or a bad date
+        raise ConfigError(f"{what} holds a value YAML cannot read: {clipped(str(e), 120)}"
+                          ) from None
     except RecursionError:  # deeply nested flow collections
         raise ConfigError(f"{what} is nested too deeply to be a configuration") from None
 

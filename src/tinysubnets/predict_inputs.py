@@ -15,7 +15,7 @@ from torch import nn
 
 from tinysubnets.data.folders import IMAGE_EXTENSIONS, is_image_name
 from tinysubnets.errors import ConfigError, DataError
-from tinysubnets.preprocess import read_images
+from tinysubnets.preprocess import one_image, read_images
 
 Batch = tuple[list[str], np.ndarray | list[Image.Image]]
 
@@ -38,15 +38,22 @@ def image_files(folder: Path) -> list[Path]:
     return files
 
 
-def input_batches(path: Path, batch_size: int) -> Iterator[Batch]:
+def input_batches(path: Path, batch_size: int, record: dict | None = None) -> Iterator[Batch]:
     """(names, raw inputs) ``batch_size`` at a time: a .npy's rows named by index, images by
-    file name. Images are decoded batch by batch, so a large folder is never held at once."""
+    file name. Images are decoded batch by batch, so a large folder is never held at once.
+    ``record`` is the task's preprocessing: a .npy it takes as one image (p-MNIST's single
+    (28, 28)) is one input named "0", not 28 rows, so names match the labels."""
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     if path.is_dir():
         files = image_files(path)
     elif path.suffix.lower() == ".npy":
         array = _npy(path)
+        if len(array) == 0:
+            raise DataError(f"no inputs in {path} (shape {list(array.shape)})")
+        if one_image(record or {}, array.shape):
+            yield ["0"], np.array(array)
+            return
         for start in range(0, len(array), batch_size):
             part = np.array(array[start : start + batch_size])  # a writable copy
             yield [str(i) for i in range(start, start + len(part))], part

@@ -16,6 +16,7 @@ operations, in the same order, so it gives the same tensors the task was tested 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -97,15 +98,32 @@ def _checked(record: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+# Most pixels an input image may have (8192 x 8192): a small compressed file can claim far more
+# (a "decompression bomb": a 420 KB PNG of 12000 x 12000 decodes to 1.4 GB), so the size in its
+# header is checked before decoding. Pillow's own warning comes later (about 89 M pixels).
+MAX_IMAGE_PIXELS = 1 << 26
+
+
 def read_images(paths: Sequence[Path]) -> list[Image.Image]:
     """Image files decoded in full (files closed), in their own mode; `apply` converts them
-    as the scenario did. An unreadable file is a DataError naming it."""
+    as the scenario did. An unreadable or too large file is a DataError naming it."""
     images = []
     for path in paths:
         try:
-            with Image.open(path) as image:
-                image.load()
-                images.append(image.copy())
+            with warnings.catch_warnings():
+                # Pillow warns from about 89 M pixels, above the bound checked here.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as image:  # lazy: reads the header only
+                    width, height = image.size
+                    if width * height > MAX_IMAGE_PIXELS:
+                        raise DataError(f"image {path} is too large to decode: {width}x{height} "
+                                        f"pixels, more than the {MAX_IMAGE_PIXELS} allowed")
+                    image.load()
+                    images.append(image.copy())
+        except DataError:
+            raise
+        except Image.DecompressionBombError as error:  # past twice Pillow's limit: no size
+            raise DataError(f"image {path} is too large to decode ({error})") from None
         except Exception as error:  # Pillow reports a bad file with many exception types
             raise DataError(f"cannot decode image {path} ({error}); expected an image file"
                             ) from None
@@ -163,6 +181,17 @@ def _permutation(numpy_seed: tuple[int, ...], draw: int, pixels: int) -> Tensor:
     return torch.from_numpy(rng.permutation(pixels))
 
 
+def one_image(record: dict[str, Any], shape: tuple[int, ...]) -> bool:
+    """Whether an array of ``shape`` is one image to the task's preprocessing, not a batch of
+    rows: p-MNIST takes a single (28, 28) image. A reader then keeps its rows together (and
+    names it as one input) instead of splitting them into batches."""
+    if record.get("kind") != "pmnist" or len(shape) != 2:
+        return False
+    perm = record.get("permutation")
+    pixels = perm.get("pixels") if isinstance(perm, dict) else None
+    return isinstance(pixels, int) and shape[1] != pixels and shape[0] * shape[1] == pixels
+
+
 def _pmnist(record: dict[str, Any], raw: Raw) -> Tensor:
     perm = record["permutation"]
     pixels = int(perm["pixels"])
@@ -175,7 +204,7 @@ def _pmnist(record: dict[str, Any], raw: Raw) -> Tensor:
         x = np.stack(arrays) if arrays else np.zeros((0, pixels), np.uint8)
     else:
         x = _uint8(_array(raw), "p-MNIST")
-    if x.ndim == 2 and x.shape[1] != pixels and x.size == pixels:
+    if one_image(record, x.shape):
         x = x[None]  # one (28, 28) image
     if x.ndim < 2 or int(np.prod(x.shape[1:])) != pixels:
         raise DataError(f"p-MNIST takes images of {pixels} pixels each ((N, 28, 28) or "

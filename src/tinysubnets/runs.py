@@ -16,6 +16,8 @@ import csv
 import dataclasses
 import io
 import json
+import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,7 +34,7 @@ from tinysubnets.artifact.reader import parse
 from tinysubnets.artifact.writer import MODEL_FILE, model_bytes
 from tinysubnets.atomic import write_bytes, write_text
 from tinysubnets.config import RunConfig, config_from_dict, preset, read_yaml
-from tinysubnets.errors import ConfigError, DataError, ShapeError
+from tinysubnets.errors import ConfigError, DataError, ShapeError, shown
 from tinysubnets.learner.learner import Learner
 from tinysubnets.nn.backbones import build_backbone
 from tinysubnets.runfolder import check_out, locked
@@ -248,6 +250,53 @@ def _checkpoint_problem(state: Any) -> str:
         if len(history.get(key, [])) != finished:
             return (f"its learner has {finished} finished task(s) but its history {key!r} "
                     f"{len(history.get(key, []))}")
+    return _history_problem(history) or _tensor_problem(state["learner"], finished)
+
+
+def _finite(value: Any) -> bool:
+    """Whether ``value`` is a finite number (an accuracy a run can have measured)."""
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _history_problem(history: dict) -> str:
+    """Why the history's accuracies are not a run's ('' when they are): R[i] holds i+1 finite
+    numbers, before[i] and baseline[i] one each (before[0] is None); an edited value would
+    otherwise flow silently into ACC, BWT and FWT."""
+    for i, row in enumerate(history.get("R", [])):
+        if not isinstance(row, list) or len(row) != i + 1 or not all(map(_finite, row)):
+            return f"its history 'R' row {i} is {shown(row)}, not {i + 1} finite accuracies"
+    for key in ("before", "baseline"):
+        for i, value in enumerate(history.get(key, [])):
+            if not (_finite(value) or (key == "before" and i == 0 and value is None)):
+                return f"its history {key!r} entry {i} is {shown(value)}, not a finite accuracy"
+    return ""
+
+
+def _tensors(value: Any, where: str) -> list[tuple[str, torch.Tensor]]:
+    """Every tensor in a learner state (mappings and sequences at any depth), named."""
+    if isinstance(value, torch.Tensor):
+        return [(where, value)]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in _tensors(v, f"{where}.{k}")]
+    if isinstance(value, list | tuple):
+        return [t for i, v in enumerate(value) for t in _tensors(v, f"{where}[{i}]")]
+    return []
+
+
+def _tensor_problem(learner: dict, finished: int) -> str:
+    """Why the learner's tensors cannot be a run's ('' when they can): owners outside
+    -1..finished-1 (docs/design.md, invariant 2: an owner is a finished task or none), or a
+    floating value that is NaN or infinite. Either would resume into silently wrong results."""
+    for name, tensor in _tensors(learner, "learner"):
+        if name.startswith("learner.net.") and name.endswith("owner") and tensor.numel():
+            low, high = int(tensor.min()), int(tensor.max())
+            if low < -1 or high > finished - 1:
+                bad = low if low < -1 else high
+                return (f"its {name[len('learner.'):]!r} holds owner {bad}, but only tasks "
+                        f"0..{finished - 1} are finished (-1: no owner)")
+        elif tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return f"its {name[len('learner.'):]!r} holds NaN or infinite values"
     return ""
 
 
@@ -378,7 +427,7 @@ def run(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if out is not None:
-        out = Path(out)
+        out = _out_path(out)
         check_out(out)
         if not resume and (out / CHECKPOINT).exists():
             raise ConfigError(
@@ -391,6 +440,8 @@ def run(
         return _learn_tasks(cfg, run_setup, learner, result, None, progress, stop_after)
     with locked(out):
         # A folder killed before its first task finished has no checkpoint: it starts over.
+        if resume and not (out / CHECKPOINT).exists():
+            _check_nothing_finished(out)
         state = _load_checkpoint(out, cfg) if resume and (out / CHECKPOINT).exists() else None
         if state is not None:
             _restore(out, learner, state)
@@ -404,6 +455,51 @@ def run(
         write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         _save(out, files)
         return _learn_tasks(cfg, run_setup, learner, result, out, progress, stop_after)
+
+
+def _out_path(out: object) -> Path:
+    """``out`` as a Path: a ConfigError for what is not a path (an int gives a TypeError deep in
+    pathlib) or an empty string (Path('') is the working folder, surely not meant)."""
+    if not isinstance(out, str | os.PathLike):
+        raise ConfigError(f"out must be a path (str or Path), got {shown(out)}")
+    if isinstance(out, str) and not out.strip():
+        raise ConfigError("--out must not be empty: give the run folder's path")
+    return Path(out)
+
+
+def _finished_in_files(out: Path) -> tuple[str, int] | None:
+    """The file of ``out`` that records finished tasks, and how many, without a checkpoint:
+    results.json (written after the checkpoint, so it means the checkpoint was removed), or a
+    model.tsn of 2 or more tasks. A model.tsn of 1 task alone is what a run killed between
+    writing it and its first checkpoint leaves: starting over remakes it the same."""
+    results = out / "results.json"
+    if results.is_file():
+        try:
+            count = json.loads(results.read_text(encoding="utf-8")).get("tasks_finished")
+        except (OSError, ValueError, AttributeError):
+            count = None
+        return "results.json", count if isinstance(count, int) and count > 0 else 1
+    model = out / MODEL_FILE
+    if model.is_file():
+        try:
+            count = len(parse(model.read_bytes(), MODEL_FILE).header["tasks"])
+        except Exception:  # a damaged file records nothing a resume could lose
+            return None
+        if count > 1:
+            return MODEL_FILE, count
+    return None
+
+
+def _check_nothing_finished(out: Path) -> None:
+    """A resume without checkpoint.pt starts over; refused (a DataError) when the folder's
+    files record finished tasks, which starting over would overwrite."""
+    found = _finished_in_files(out)
+    if found is not None:
+        name, count = found
+        raise DataError(
+            f"cannot resume {out}: {CHECKPOINT} is missing but {name} records {count} finished "
+            f"task(s); restore {CHECKPOINT} or start a new folder (another --out)"
+        )
 
 
 def _restored_files(

@@ -211,8 +211,11 @@ class TSNNetwork(nn.Module):
 
     @torch.no_grad()
     def _probe_features(self) -> int:
-        """The feature size, from one forward of a zero batch (eval mode: nothing updated)."""
-        x = torch.zeros(2, *self.input_shape)
+        """The feature size, from one forward of a zero batch (eval mode: nothing updated).
+        The batch has 3 inputs, an odd size a backbone cannot return by accident (a slip such
+        as ``out[:2]`` would pass a batch of 2 and fail later, in training)."""
+        batch = 3
+        x = torch.zeros(batch, *self.input_shape)
         was_training = self.backbone.training
         self.backbone.eval()
         weights = {name: self.layers[_key(name)].weight for name in self.param_names}
@@ -226,11 +229,11 @@ class TSNNetwork(nn.Module):
             ) from None
         finally:
             self.backbone.train(was_training)
-        if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != 2:
+        if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != batch:
             shape = list(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise ShapeError(
                 f"the backbone {type(self.backbone).__name__} must map a batch to (N, features);"
-                f" it returned {shape} for 2 inputs (end it with nn.Flatten())"
+                f" it returned {shape} for {batch} inputs (end it with nn.Flatten())"
             )
         return int(out.shape[1])
 

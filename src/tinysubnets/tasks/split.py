@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from tinysubnets.errors import DataError
+from tinysubnets.errors import DataError, shown
 from tinysubnets.tasks.streaming import StreamedImages
 
 Transform = Callable[[Tensor], Tensor]
@@ -26,6 +26,9 @@ Transform = Callable[[Tensor], Tensor]
 def as_input(value: Any, where: str) -> Tensor:
     """One input read from a user's dataset, as a float32 tensor (numpy arrays accepted)."""
     if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":  # object, str, ...: torch raises a raw TypeError
+            raise DataError(f"{where} yields a numpy array of dtype {shown(str(value.dtype))}: "
+                            "inputs must be numbers (a float array)")
         value = torch.from_numpy(value)
     if not isinstance(value, Tensor):
         raise DataError(
@@ -137,6 +140,15 @@ def take_rows(x: Inputs, index: Tensor) -> Inputs:
     """Rows ``index`` of a split's inputs: a tensor is indexed, streamed or dataset inputs are
     not read until a batch is."""
     return x.subset(index) if isinstance(x, StreamedImages | DatasetInputs) else x[index]
+
+
+def check_finite(x: Tensor, where: str) -> None:
+    """Refuse inputs holding NaN or inf before training (once, for inputs held in memory): the
+    run would otherwise fail only after training, at quantization, with a misleading message."""
+    bad = int((~torch.isfinite(x)).sum())
+    if bad:
+        raise DataError(f"{where}: {bad} of {x.numel()} input value(s) are NaN or infinite; "
+                        "inputs must be finite numbers")
 
 
 def check_not_empty(where: str, counts: dict[str, int]) -> None:

@@ -8,6 +8,7 @@ come back as the user's labels.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,12 +18,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from tinysubnets.errors import DataError
+from tinysubnets.errors import ConfigError, DataError, shown
 from tinysubnets.tasks.split import (
     DatasetInputs,
     Split,
     Transform,
     as_input,
+    check_finite,
     check_not_empty,
     train_val_indices,
 )
@@ -36,6 +38,8 @@ def _plain(label: Any, where: str) -> Label:
     """A label as a plain JSON-able Python value (numpy and 0-d tensor scalars unwrapped)."""
     if isinstance(label, Tensor | np.generic | np.ndarray) and np.ndim(label) == 0:
         label = label.item()
+    if isinstance(label, float) and not math.isfinite(label):  # NaN != NaN: no class index
+        raise DataError(f"{where}: label {label!r} is not a finite number")
     if isinstance(label, LABEL_TYPES):
         return label
     raise DataError(f"{where}: label {label!r} of type {type(label).__name__} is not an int, "
@@ -55,7 +59,17 @@ def label_list(values: Any, where: str) -> list[Label]:
             raise DataError(f"{where}: labels must be one per input, got shape "
                             f"{list(values.shape)}")
         values = values.tolist()
+    if values is None or isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
+        raise DataError(f"{where}: labels must be a sequence (list, array or tensor), got "
+                        f"{type(values).__name__}")
     return [_plain(v, where) for v in values]
+
+
+def _task_name(name: object) -> str:
+    """A task's name, checked: a non-empty string (results, reports and the file name it)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"a task's name must be a non-empty string, got {shown(name)}")
+    return name
 
 
 def class_indices(labels: Sequence[Label], classes: Sequence[Label], where: str) -> Tensor:
@@ -99,7 +113,7 @@ class Task:
         Without ``x_val``/``y_val``, ``val_fraction`` of the training inputs (seeded by
         ``seed``) are held out for validation (post-pruning and quantization decide on it).
         """
-        where = f"task {name!r}"
+        where = f"task {shown(_task_name(name))}"
         if (x_val is None) != (y_val is None):
             raise DataError(f"{where}: give both x_val and y_val, or neither")
         parts = {"train": (x_train, y_train), "test": (x_test, y_test)}
@@ -108,6 +122,7 @@ class Task:
         xs, ys = {}, {}
         for which, (x, y) in parts.items():
             xs[which] = as_input(x, f"{where}, {which} split")
+            check_finite(xs[which], f"{where}, {which} split")
             ys[which] = label_list(y, f"{where}, {which} split")
             if xs[which].dim() < 2 or len(xs[which]) != len(ys[which]):
                 raise DataError(f"{where}, {which} split: {len(ys[which])} labels for inputs of "
@@ -139,7 +154,7 @@ class Task:
         ``workers`` processes read the data (a ``DataLoader``). Labels are read once (from a
         ``targets`` attribute where the dataset has one, torchvision-style).
         """
-        where = f"task {name!r}"
+        where = f"task {shown(_task_name(name))}"
         sets = {"train": train, "test": test, **({"val": val} if val is not None else {})}
         labels, shapes = {}, {}
         for which, ds in sets.items():
