@@ -61,6 +61,30 @@ def _legend_outside(ax) -> None:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
 
 
+def _task_heatmap(grid: np.ndarray, vmin: float, digits: int, colorbar: str,
+                  axes: tuple[str, str], title: str) -> Figure:
+    """A T x T grid of percentages over tasks (NaN cells blank), numbers in the cells while
+    they fit."""
+    T = len(grid)
+    side = max(5.0, min(12.0, 3.0 + 0.25 * T))
+    fig, (ax,) = _new(side + 1.0, side)
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", vmin=vmin, vmax=100,
+                      aspect="equal", interpolation="nearest")
+    fig.colorbar(image, ax=ax, shrink=0.8).set_label(colorbar)
+    _task_ticks(ax.xaxis, T)
+    _task_ticks(ax.yaxis, T)
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    ax.set_title(title)
+    if T <= ANNOTATE_UP_TO:
+        middle = (vmin + 100) / 2
+        for (i, j), v in np.ndenumerate(grid):
+            if not np.isnan(v):
+                ax.text(j, i, f"{v:.{digits}f}", ha="center", va="center",
+                        fontsize=10 if T <= 6 else 8, color="black" if v > middle else "white")
+    return fig
+
+
 def accuracy_matrix(run: RunData) -> Figure:
     """R[i][j] as a heatmap: trained task i down, tested task j across, blank above the diagonal."""
     R = run.R
@@ -68,25 +92,9 @@ def accuracy_matrix(run: RunData) -> Figure:
     grid = np.full((T, T), np.nan)
     for i, row in enumerate(R):
         grid[i, : len(row)] = row
-    side = max(5.0, min(12.0, 3.0 + 0.25 * T))
-    fig, (ax,) = _new(side + 1.0, side)
-    low = math.floor(np.nanmin(grid) / 5) * 5
-    image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", vmin=min(low, 95), vmax=100,
-                      aspect="equal", interpolation="nearest")
-    fig.colorbar(image, ax=ax, shrink=0.8).set_label("accuracy (%)")
-    _task_ticks(ax.xaxis, T)
-    _task_ticks(ax.yaxis, T)
-    ax.set_xlabel("tested task j")
-    ax.set_ylabel("after training task i")
-    ax.set_title(f"Accuracy matrix R[i][j] (%): {run.label}")
-    if T <= ANNOTATE_UP_TO:
-        size = 10 if T <= 6 else 8
-        middle = (min(low, 95) + 100) / 2
-        for i, row in enumerate(R):
-            for j, v in enumerate(row):
-                ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=size,
-                        color="black" if v > middle else "white")
-    return fig
+    low = min(math.floor(np.nanmin(grid) / 5) * 5, 95)
+    return _task_heatmap(grid, low, 1, "accuracy (%)", ("tested task j", "after training task i"),
+                         f"Accuracy matrix R[i][j] (%): {run.label}")
 
 
 def _stack(ax, x: np.ndarray, series: dict[str, np.ndarray], colors: dict[str, str]) -> None:
@@ -255,25 +263,9 @@ def inferred_tasks(inferred: Sequence[Sequence[int]], label: str, criterion: str
     """Task inference as a heatmap: true task down, inferred task across, each row in % of the
     true task's test inputs (the diagonal is how often the task is found)."""
     counts = np.asarray(inferred, dtype=np.float64)
-    T = len(counts)
     share = 100.0 * counts / np.maximum(1.0, counts.sum(axis=1, keepdims=True))
-    side = max(5.0, min(12.0, 3.0 + 0.25 * T))
-    fig, (ax,) = _new(side + 1.0, side)
-    image = ax.imshow(share, cmap="viridis", vmin=0, vmax=100, aspect="equal",
-                      interpolation="nearest")
-    fig.colorbar(image, ax=ax, shrink=0.8).set_label("% of the true task's test inputs")
-    _task_ticks(ax.xaxis, T)
-    _task_ticks(ax.yaxis, T)
-    ax.set_xlabel("inferred task")
-    ax.set_ylabel("true task")
-    ax.set_title(f"Task inference ({criterion}): {label}")
-    if T <= ANNOTATE_UP_TO:
-        for i in range(T):
-            for j in range(T):
-                ax.text(j, i, f"{share[i, j]:.0f}", ha="center", va="center",
-                        fontsize=10 if T <= 6 else 8,
-                        color="black" if share[i, j] > 50 else "white")
-    return fig
+    return _task_heatmap(share, 0.0, 0, "% of the true task's test inputs",
+                         ("inferred task", "true task"), f"Task inference ({criterion}): {label}")
 
 
 def save(fig: Figure, path: Path) -> None:
