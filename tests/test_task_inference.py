@@ -115,3 +115,16 @@ def test_logits_with_the_hidden_representation_are_the_logits(trained) -> None:
             logits, hidden = predictor.logits_and_hidden(x, t)
             assert torch.equal(logits, predictor.logits(x, t))
             assert hidden.shape == (64, 100)  # flatten, fc1, relu1 of the 784-100-100 MLP
+
+
+def test_non_finite_inputs_infer_no_task(trained) -> None:
+    from tinysubnets.errors import DataError
+
+    learner, model, tests, _, _ = trained
+    x = tests[0][:8].clone()
+    x[3, 5] = float("nan")
+    for predictor in (learner, model):
+        with pytest.raises(DataError, match="NaN or infinite"):
+            predictor.predict(x)
+        with pytest.raises(DataError, match="NaN or infinite"):
+            predictor.infer_task(x.numpy())

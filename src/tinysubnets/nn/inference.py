@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tinysubnets.errors import ConfigError
+from tinysubnets.errors import ConfigError, DataError
+from tinysubnets.nn.network import as_batch
 from tinysubnets.tasks import Split, iterate_batches
 
 CRITERIA = ("entropy", "max_prob", "energy", "activation")
@@ -86,6 +87,10 @@ class TaskPredictor:
         check_criterion(criterion)
         if not self.num_tasks:
             raise ConfigError("the model holds no finished task: no task to infer")
+        x = as_batch(x)  # once, not once a task
+        if x.is_floating_point() and not torch.isfinite(x).all():
+            raise DataError("inputs hold NaN or infinite values: every task would be as "
+                            "(un)confident on them, no task can be inferred")
         logits, scores = [], []
         for t in range(self.num_tasks):
             out, hidden = self.logits_and_hidden(x, t)
