@@ -35,6 +35,11 @@ def dense_twin(model: tsn.CompressedModel, task_id: int) -> nn.Module:
         module_path, _, param = name.rpartition(".")
         module = backbone.get_submodule(module_path)
         module._parameters[param] = nn.Parameter(value.clone(), requires_grad=False)
+    for name, value in model.net.norm_state(task_id).items():  # the task's own norms
+        module_path, _, attr = name.rpartition(".")
+        module = backbone.get_submodule(module_path)
+        table = module._parameters if attr in module._parameters else module._buffers
+        table[attr] = value.clone()
     return nn.Sequential(backbone, copy.deepcopy(model.net.heads[task_id])).eval()
 
 
