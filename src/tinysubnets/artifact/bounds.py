@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from tinysubnets.artifact.container import is_int
 from tinysubnets.errors import DataError, shown
 
 FIXED_BYTES = 256 << 20
@@ -95,9 +96,8 @@ def activation_bytes(module: nn.Module, input_shape: tuple[int, ...]) -> int | N
 
 def check_shape(source: str, what: str, shape: object) -> tuple[int, ...]:
     """A shape from the header: a list of 1..MAX_DIMS positive ints, each a 32-bit size."""
-    if not (isinstance(shape, list) and 1 <= len(shape) <= MAX_DIMS and all(
-            isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= MAX_DIM
-            for d in shape)):
+    if not (isinstance(shape, list) and 1 <= len(shape) <= MAX_DIMS
+            and all(is_int(d, 1, MAX_DIM) for d in shape)):
         raise DataError(f"{source}: {what} {shown(shape)} is not a shape (1 to {MAX_DIMS} "
                         f"sizes in 1..{MAX_DIM})")
     return tuple(shape)

