@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -18,9 +19,10 @@ from tinysubnets import RunConfig
 from tinysubnets.cli import main
 from tinysubnets.errors import DataError
 from tinysubnets.report.build import write_report
-from tinysubnets.report.figures import RUN_FIGURES
+from tinysubnets.report.figures import RUN_FIGURES, over_tasks
 from tinysubnets.report.longcsv import LONG_CSV
-from tinysubnets.report.rundir import run_labels
+from tinysubnets.report.pertask import first_last_means
+from tinysubnets.report.rundir import read_run, run_labels
 from tinysubnets.runs import resolved_config, run
 from tinysubnets.scenarios import build_scenario
 
@@ -199,19 +201,76 @@ def test_garbled_record_leaves_a_section_out(runs: dict[str, Path], tmp_path: Pa
     assert (tmp_path / "out" / "figures" / "accuracy_matrix.png").is_file()
 
 
-def test_forty_tasks_render(runs: dict[str, Path], tmp_path: Path) -> None:
-    """Long sequences (TinyImageNet has 40 tasks): every figure is still drawn."""
-    folder = _copy(runs["pruned"], tmp_path)
-    results, T = _results(folder), 40
-    results["R"] = [[90.0 + j % 7 for j in range(i + 1)] for i in range(T)]
+def _long_run(src: Path, tmp_path: Path, T: int) -> tuple[Path, dict]:
+    """A copy of ``src`` whose results claim T tasks (its 3 tasks' records repeated), with an R
+    whose entries all differ, so that a mean over the wrong tasks shows."""
+    folder = _copy(src, tmp_path, f"run{T}")
+    results = _results(folder)
+    results["R"] = [[60.0 + (7 * i + 3 * j) % 37 + 0.01 * j for j in range(i + 1)]
+                    for i in range(T)]
     results["per_task"] = [dict(copy.deepcopy(results["per_task"][i % 3]), task_id=i)
                            for i in range(T)]
     results["compression"] = [dict(results["compression"][i % 3], task=i) for i in range(T)]
     results["accuracy_before_training"] = [None, *[10.0] * (T - 1)]
+    results["acc"] = sum(results["R"][-1]) / T
     (folder / "results.json").write_text(json.dumps(results))
+    return folder, results
+
+
+def test_forty_tasks_render(runs: dict[str, Path], tmp_path: Path) -> None:
+    """Long sequences (TinyImageNet has 40 tasks): every figure is still drawn."""
+    folder, _ = _long_run(runs["pruned"], tmp_path, 40)
     write_report([folder], tmp_path / "out")
     for name in RUN_FIGURES:
         _check_png(tmp_path / "out" / "figures" / name)
+
+
+def _over_tasks_table(text: str) -> list[str]:
+    part = text.split("## ACC and capacity against the number of tasks")[1].split("\n## ")[0]
+    return [line for line in part.splitlines() if line.startswith("| ") and "---" not in line]
+
+
+def test_first_and_last_ten_and_the_figure_over_tasks(runs: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    folder, results = _long_run(runs["pruned"], tmp_path, 25)
+    final = results["R"][-1]
+    first, last = sum(final[:10]) / 10, sum(final[15:]) / 10
+    assert first != pytest.approx(last)  # the test data tells the two apart
+    assert first_last_means(results["R"]) == (first, last)
+    report = write_report([folder], tmp_path / "out", activations=False)
+    header, row = _over_tasks_table(report.path.read_text())
+    assert header == "| tasks | ACC (%) | first 10 (%) | last 10 (%) | model.tsn % |"
+    total = results["per_task"][-1]["model"]["total_pct"]
+    assert row == f"| 25 | {results['acc']:.2f} | {first:.2f} | {last:.2f} | {total:.3f} |"
+    _check_png(tmp_path / "out" / "figures" / "over_tasks.png")
+    assert "](figures/over_tasks.png)" in report.path.read_text()
+
+    fig = over_tasks(read_run(folder))  # what the figure draws: the same numbers
+    acc_ax, cap_ax = fig.axes
+    assert list(acc_ax.lines[0].get_ydata()) == [sum(r) / len(r) for r in results["R"]]
+    tops = np.zeros(25)
+    for bar in cap_ax.patches:
+        tops[round(bar.get_x() + bar.get_width() / 2)] += bar.get_height()
+    assert tops == pytest.approx([t["model"]["total_pct"] for t in results["per_task"]])
+    labels = [t.get_text() for t in cap_ax.get_xticklabels()]
+    assert labels == ["1", "2", "4", "6", "8", "10", "12", "14", "16", "18", "20", "22", "24"]
+
+
+def test_short_and_older_runs_over_tasks(runs: dict[str, Path], tmp_path: Path) -> None:
+    """Under 20 tasks the first and last ten would overlap: ACC only, and a line says why; a run
+    that did not record model.tsn after each task gets the accuracy panel alone."""
+    folder, results = _long_run(runs["pruned"], tmp_path, 5)
+    for task in results["per_task"]:
+        del task["model"]
+    (folder / "results.json").write_text(json.dumps(results))
+    assert first_last_means(results["R"]) is None
+    report = write_report([folder], tmp_path / "out", activations=False)
+    text = report.path.read_text()
+    assert "Left out" not in text and "shown for runs of 20 tasks or more" in text
+    assert _over_tasks_table(text) == ["| tasks | ACC (%) | model.tsn % |",
+                                       f"| 5 | {results['acc']:.2f} | n/a |"]
+    _check_png(tmp_path / "out" / "figures" / "over_tasks.png")
+    assert len(over_tasks(read_run(folder)).axes) == 1
 
 
 def test_cli_report(runs: dict[str, Path], tmp_path: Path,

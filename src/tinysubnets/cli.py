@@ -43,6 +43,7 @@ examples:
   tsn run --download                          fetch the data (checksums verified) into a cache
   tsn run --tasks 3 --epochs 2 --out runs/x   a quick run, kept in runs/x
   tsn run --resume runs/x                     continue runs/x from its last finished task
+  tsn run --resume runs/x --tasks 20          extend runs/x to 20 tasks (finished ones kept)
 
 Settings are read in this order, later wins: defaults, the scenario's preset,
 --config FILE.yaml, flags. The run folder gets config.yaml, results.json,
@@ -92,7 +93,11 @@ _TRAIN_FLAGS = {
     "schedule": (str, f"learning-rate schedule: {', '.join(SCHEDULES)}"),
     "keep_ratio": (float, "keep ratio c in (0, 1]: share of each layer a task's mask keeps"),
     "claim": (str, f"how many free weights a task claims, one of {', '.join(CLAIM_RULES)}: "
-              "'fair' = free / tasks left, per layer; 'scores' = top-k of scores decides (WSN)"),
+              "'fair' = free / tasks left (of --tasks), per layer; 'fraction' = "
+              "--claim-fraction of what is free, per layer (open-ended streams); 'scores' = "
+              "top-k of scores decides (WSN)"),
+    "claim_fraction": (float, "the 'fraction' claim rule's share of each layer's free weights "
+                       "a task may claim (default 0.1)"),
 }
 
 
@@ -149,7 +154,8 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--scenario", choices=SCENARIOS, help="scenario to learn (default pmnist)")
-    p.add_argument("--tasks", type=int, help="number of tasks (default 10)")
+    p.add_argument("--tasks", type=int, help="number of tasks (default 10); with --resume, "
+                   "more than the run planned extends it")
     p.add_argument("--seed", type=int, help="random seed: same seed, same numbers (default 0)")
     p.add_argument("--data-dir", type=Path, help="folder with the dataset's standard files")
     p.add_argument("--download", action="store_true", default=None,

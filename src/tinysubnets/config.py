@@ -20,7 +20,7 @@ from tinysubnets.device import check_device_name
 from tinysubnets.errors import ConfigError, clipped, shown
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-CLAIM_RULES = ("fair", "scores")
+CLAIM_RULES = ("fair", "fraction", "scores")
 SCHEDULES = ("cosine", "plateau", "none")
 INITS = ("seed", "module")
 
@@ -45,6 +45,8 @@ def check_finite(config: Any) -> None:
                                   f"setting {where} must be a finite number, got {v}")
 
 
+# Settings a resumed run may change (see `RunConfig.identity`).
+IDENTITY_FREE = ("tasks", "data_dir", "download", "threads", "device")
 MAX_SEED = 2**32 - 1  # numpy and torch both take it; per-task seeds are derived from it
 # A claimed weight's owner task is an int16 (`nn.masked.MaskedParam.owner`, and what the model
 # file stores): more tasks would wrap around and corrupt ownership. The model file's reader
@@ -81,6 +83,10 @@ class TrainConfig:
     keep_ratio: float = 0.5
     layer_keep_ratio: dict[str, float] = field(default_factory=dict)
     claim: str = "fair"
+    # The ``fraction`` rule's share of each layer's free weights a task may claim: it needs no
+    # count of the tasks to come (an open-ended stream), and what post-pruning gives back is
+    # free again for the next task.
+    claim_fraction: float = 0.1
     # Most of a layer's weights (fraction) a task's mask may reuse frozen from earlier tasks;
     # a layer not named may reuse up to its keep ratio. 0 keeps a layer's masks disjoint.
     layer_share_ratio: dict[str, float] = field(default_factory=dict)
@@ -105,6 +111,8 @@ class TrainConfig:
             if not 0.0 <= ratio <= 1.0:
                 raise ConfigError(f"share ratio of layer {clipped(name)} must be in [0, 1], got "
                                   f"{shown(ratio)}")
+        if not 0.0 < self.claim_fraction <= 1.0:
+            raise ConfigError(f"claim_fraction must be in (0, 1], got {shown(self.claim_fraction)}")
         if self.claim not in CLAIM_RULES:
             raise ConfigError(f"unknown claim rule {shown(self.claim)}; choose from "
                               f"{CLAIM_RULES}")
@@ -307,10 +315,11 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def identity(self) -> dict[str, Any]:
-        """What must match for a run folder to be resumed (all but where data is read and
-        what computes it)."""
+        """What must match for a run folder to be resumed: all but where data is read, what
+        computes it, and how many tasks (a finished run may be extended to more; the tasks it
+        finished are checked one by one)."""
         d = self.to_dict()
-        for key in ("data_dir", "download", "threads", "device"):
+        for key in IDENTITY_FREE:
             d.pop(key)
         return d
 

@@ -33,7 +33,7 @@ from tinysubnets import metrics
 from tinysubnets.artifact.reader import parse
 from tinysubnets.artifact.writer import MODEL_FILE, model_bytes
 from tinysubnets.atomic import write_bytes, write_text
-from tinysubnets.config import RunConfig, config_from_dict, preset, read_yaml
+from tinysubnets.config import IDENTITY_FREE, RunConfig, config_from_dict, preset, read_yaml
 from tinysubnets.errors import ConfigError, DataError, ShapeError, shown
 from tinysubnets.learner.learner import Learner
 from tinysubnets.nn.backbones import build_backbone
@@ -318,6 +318,8 @@ def _load_checkpoint(run_dir: Path, cfg: RunConfig) -> dict[str, Any]:
     # A setting added after the checkpoint was written took its default in that run (nested
     # ones too, e.g. a new similarity field).
     saved = _with_defaults(state["identity"], RunConfig().identity())
+    for key in IDENTITY_FREE:  # checkpoints written before a setting was free to change
+        saved.pop(key, None)
     wanted = cfg.identity()
     if saved != wanted:
         diffs = _diff(saved, wanted)
@@ -445,7 +447,7 @@ def run(
         state = _load_checkpoint(out, cfg) if resume and (out / CHECKPOINT).exists() else None
         if state is not None:
             _restore(out, learner, state)
-            _check_same_tasks(out, learner, run_setup.scenario)
+            _check_extends(out, learner, run_setup.scenario)
             for key in ("R", "before", "baseline", "tasks", "model"):
                 setattr(result, key, state["history"].get(key, getattr(result, key)))
         # The files of the checkpoint's task count, whatever was left: made before anything
@@ -569,12 +571,19 @@ def _learn_tasks(
     return result, learner
 
 
-def _check_same_tasks(out: Path, learner: Learner, scenario: Scenario) -> None:
-    """A resumed run must see the tasks it finished again: same names and labels."""
+def _check_extends(out: Path, learner: Learner, scenario: Scenario) -> None:
+    """A resumed run must see the tasks it finished again, first and in order (same names
+    and labels); it may go on to more tasks than it planned (an extended run), never fewer."""
+    if learner.num_tasks > len(scenario):
+        raise ConfigError(
+            f"cannot resume {out}: it has finished {learner.num_tasks} tasks, more than the "
+            f"{len(scenario)} asked; a run is extended (--tasks {learner.num_tasks} or more), "
+            "never shortened"
+        )
     for t, info in enumerate(f.info() for f in learner.finished):
-        task = scenario.tasks[t] if t < len(scenario) else None
-        if task is None or (task.name, list(task.labels)) != (info["name"], info["labels"]):
-            given = "no task" if task is None else f"{task.name!r} with labels {list(task.labels)}"
+        task = scenario.tasks[t]
+        if (task.name, list(task.labels)) != (info["name"], info["labels"]):
+            given = f"{task.name!r} with labels {list(task.labels)}"
             raise ConfigError(
                 f"cannot resume {out}: its task {t} was {info['name']!r} with labels "
                 f"{info['labels']}, now {given}"[:400]

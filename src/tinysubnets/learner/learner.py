@@ -8,6 +8,7 @@ weights O_t = M_t minus C_{t-1}) are frozen with owner t.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from tinysubnets.compression.quantize import Block, QuantizeReport, own_blocks, 
 from tinysubnets.compression.record import FinishedTask, freeze_record
 from tinysubnets.config import RunConfig, TrainConfig
 from tinysubnets.device import resolve_device
-from tinysubnets.errors import ConfigError
+from tinysubnets.errors import ConfigError, ShapeError
 from tinysubnets.learner.replay import keep_samples
 from tinysubnets.learner.similarity import FeatureStats, divergences, feature_stats, sample
 from tinysubnets.learner.trainer import TrainOutcome, mask_selectors, select_masks, train_task
@@ -127,20 +128,39 @@ class Learner(TaskPredictor):
         self.n_classes.append(n_classes)
 
     def new_weight_budgets(self) -> dict[str, int] | None:
-        """Free weights the next task may claim per layer: with the ``fair`` rule, an equal
-        share of what is still free among the tasks still to come (at least one)."""
-        if self.cfg.claim != "fair":
+        """Free weights the next task may claim per layer. ``fair``: an equal share of what
+        is still free among the tasks still to come (at least one), so it needs the planned
+        count. ``fraction``: ``claim_fraction`` of what is free, rounded up, so it needs no
+        count (an open-ended stream) and what post-pruning gave back is free again.
+        ``scores``: no budget (top-k of scores decides)."""
+        rule = self.cfg.claim
+        if rule == "scores":
             return None
         left = max(1, self.planned_tasks - self.num_tasks)
-        return {
-            name: int((~layer.claimed).sum()) // left
-            for name, layer in self.net.masked_layers().items()
-        }
+        budgets = {}
+        for name, layer in self.net.masked_layers().items():
+            free = int((~layer.claimed).sum())
+            budgets[name] = (free // left if rule == "fair"
+                             else math.ceil(free * self.cfg.claim_fraction))
+        return budgets
 
     def probe(self, task_id: int, split: Split) -> float:
         """Accuracy on a task not yet trained (its fresh head, the mask the scores pick now)."""
         selectors = mask_selectors(self.net, self.cfg, self.new_weight_budgets(), task_id)
         return accuracy(self.net, task_id, select_masks(selectors), split.to(self.device))
+
+    def learn_task(self, task: Task, progress: bool = True) -> TaskRecord:
+        """Learn ``task`` as the next task from its own train and validation splits: one more
+        task of an open-ended stream (its head is added here). Earlier tasks are untouched."""
+        if not isinstance(task, Task):
+            raise ConfigError(f"learn_task takes a tinysubnets Task, got {type(task).__name__}")
+        train = task.split("train")
+        if tuple(train.x.shape[1:]) != self.net.input_shape:
+            raise ShapeError(f"task {task.name!r} has inputs of shape {list(train.x.shape[1:])}"
+                             f", the network takes {list(self.net.input_shape)}")
+        if len(self.net.heads) == self.num_tasks:  # none left by a failed attempt
+            self.add_head(task.n_classes)
+        return self.learn(task, train, task.split("val"), progress)
 
     def learn(self, task: Task, train: Split, val: Split, progress: bool = True) -> TaskRecord:
         """Learn ``task`` as the next task (its head must exist): fix M_t, freeze its own

@@ -38,6 +38,7 @@ OVERVIEW_SECTIONS: list[OverviewSection] = [
 # One run in detail, one row per task (under a heading per run when there are several).
 RUN_SECTIONS: list[RunSection] = [
     pertask.accuracy_matrix_section,  # Figures 2-5
+    pertask.over_tasks_section,  # ACC, first/last ten, capacity against the number of tasks
     pertask.compression_section,  # Table 2
     pertask.bitwidth_accuracy_section,  # Table 3
     pertask.capacity_per_task_section,  # Table 1, per task

@@ -1,4 +1,5 @@
-"""The report's figures as PNG: accuracy matrix, capacity, bit-widths, mask density, time.
+"""The report's figures as PNG: accuracy matrix, capacity, ACC and capacity against tasks,
+bit-widths, mask density, time.
 
 Each figure is its own `Figure` drawn on an Agg canvas: no pyplot, no global rcParams, so a
 report changes nothing in the caller's matplotlib state and needs no display. Sizes and tick
@@ -49,12 +50,13 @@ def _new(width: float, height: float = 4.0, nrows: int = 1, ncols: int = 1) -> t
     return fig, list(fig.subplots(nrows, ncols, squeeze=False).flat)
 
 
-def _task_ticks(axis, n: int, extra: Sequence[str] = ()) -> None:
-    """Every task's tick up to 20 tasks, then every k-th; ``extra`` labels follow the tasks."""
+def _task_ticks(axis, n: int, extra: Sequence[str] = (), first: int = 0) -> None:
+    """Every task's tick up to 20 tasks, then the first and every k-th; tasks are labelled from
+    ``first`` (1 for counts of tasks learned: 1, 5, 10, ...); ``extra`` labels follow them."""
     step = max(1, math.ceil(n / 20))
-    ticks = [*range(0, n, step), *range(n, n + len(extra))]
-    axis.set_ticks(ticks)
-    axis.set_ticklabels([*[str(t) for t in range(0, n, step)], *extra])
+    shown = [t for t in range(n) if t == 0 or (t + first) % step == 0]
+    axis.set_ticks([*shown, *range(n, n + len(extra))])
+    axis.set_ticklabels([*[str(t + first) for t in shown], *extra])
 
 
 def _legend_outside(ax) -> None:
@@ -107,20 +109,14 @@ def _stack(ax, x: np.ndarray, series: dict[str, np.ndarray], colors: dict[str, s
 
 
 def capacity(run: RunData) -> Figure | None:
-    """What each task stores by part, and model.tsn's capacity after each task (% of dense)."""
+    """What each task stores by part (% of dense); model.tsn after each task is in `over_tasks`,
+    beside the accuracy."""
     cap = run.capacity
     if not cap:
         return None
     dense = cap.get("dense_fp32_bytes") or 1
     per_task = cap.get("per_task_bytes") or []
-    T = len(run.R)
-    growth = [t.get("model", {}).get("parts_pct") for t in run.per_task]
-    has_growth = len(growth) == T and all(growth)
-    # Two panels side by side for a few tasks, one above the other for many.
-    wide = has_growth and T <= 10
-    fig, axes = _new(_width(T) * (2 if wide else 1), 4.2 * (2 if has_growth and not wide else 1),
-                     nrows=2 if has_growth and not wide else 1, ncols=2 if wide else 1)
-    ax = axes[0]
+    fig, (ax,) = _new(_width(len(run.R)), 4.2)
     parts = [p for p in PARTS if p in cap["parts_bytes"]]
     if per_task:
         # Masks are coded over all tasks at once: bytes no single task owns get their own bar.
@@ -130,23 +126,42 @@ def capacity(run: RunData) -> Figure | None:
         _stack(ax, np.arange(len(per_task) + 1), series, PART_COLORS)
         _task_ticks(ax.xaxis, len(per_task), extra=["all\n(joint)"])
         ax.set_xlabel("task (last bar: bytes coded jointly for all tasks, e.g. masks)")
-        ax.set_title("Stored per task, by part")
+        ax.set_title(f"Capacity stored per task, by part: {run.label}")
     else:
         series = {p: np.array([cap["parts_pct"][p]]) for p in parts}
         _stack(ax, np.arange(1), series, PART_COLORS)
         ax.set_xticks([0], ["all tasks"])
-        ax.set_title("Capacity by part (only totals recorded, no per-task parts)")
+        ax.set_title(f"Capacity by part (only totals recorded, no per-task parts): {run.label}")
     ax.set_ylabel("% of the dense fp32 backbone")
+    _legend_outside(ax)
+    return fig
+
+
+def over_tasks(run: RunData) -> Figure:
+    """ACC and model.tsn's capacity against the number of tasks learned: over a long sequence,
+    whether accuracy holds while the file grows. Runs that did not record the file after each
+    task (older ones) get the accuracy only."""
+    T = len(run.R)
+    growth = [t.get("model", {}).get("parts_pct") for t in run.per_task]
+    has_growth = len(growth) == T and all(growth)
+    fig, axes = _new(_width(T), 3.4 * (2 if has_growth else 1) + 0.6, nrows=2 if has_growth else 1)
+    x = np.arange(T)
+    ax = axes[0]
+    ax.plot(x, run.acc_after, color="black", marker="o" if T <= 40 else None, markersize=4)
+    ax.set_ylabel("ACC (%): mean of R[i]")
+    ax.grid(alpha=0.3)
     if has_growth:
         ax = axes[1]
-        series = {p: np.array([g.get(p, 0.0) for g in growth]) for p in parts}
-        _stack(ax, np.arange(T), series, PART_COLORS)
-        _task_ticks(ax.xaxis, T)
-        ax.set_xlabel("after training task")
-        ax.set_ylabel("% of the dense fp32 backbone")
-        ax.set_title("model.tsn after each task, by part")
-    _legend_outside(ax)
-    fig.suptitle(f"Capacity: {run.label}")
+        parts = [p for p in PARTS if any(p in g for g in growth)]
+        _stack(ax, x, {p: np.array([g.get(p, 0.0) for g in growth]) for p in parts}, PART_COLORS)
+        ax.set_ylabel("model.tsn (% of the dense\nfp32 backbone)")
+        _legend_outside(ax)
+    for ax in axes:
+        ax.set_xlim(-0.6, T - 0.4)
+        _task_ticks(ax.xaxis, T, first=1)
+    axes[-1].set_xlabel("number of tasks learned")
+    fig.suptitle(f"ACC and capacity against the number of tasks: {run.label}"
+                 + ("" if has_growth else "\n(capacity after each task not recorded)"))
     return fig
 
 
@@ -250,6 +265,7 @@ def accuracy_vs_capacity(runs: Sequence[RunData]) -> Figure | None:
 RUN_FIGURES: dict[str, Callable[[RunData], Figure | None]] = {
     "accuracy_matrix.png": accuracy_matrix,
     "capacity.png": capacity,
+    "over_tasks.png": over_tasks,
     "bit_widths.png": bit_widths,
     "mask_density.png": mask_density,
     "phase_times.png": phase_times,

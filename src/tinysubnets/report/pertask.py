@@ -1,10 +1,13 @@
-"""One run in detail, one row per task: R, Table 2 (compression), capacity and time per task.
+"""One run in detail, one row per task: R, ACC and capacity against the number of tasks,
+Table 2 (compression), capacity and time per task.
 
 Each section embeds the figure that draws the same numbers, so a reader can check one against
 the other.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from tinysubnets.report.context import Context, SectionOut
 from tinysubnets.report.figures import PHASES, parts_of
@@ -14,6 +17,7 @@ from tinysubnets.report.rundir import RunData
 # Validation accuracy after each compression step, in the order the steps run.
 STEPS = {"trained": "trained", "pruned": "post-pruned", "retrained": "retrained",
          "quantized": "quantized", "fine_tuned": "fine-tuned"}
+EDGE = 10  # tasks: the first and last ten of a long sequence, compared at its end
 
 
 def accuracy_matrix_section(ctx: Context, run: RunData) -> SectionOut:
@@ -32,6 +36,40 @@ def accuracy_matrix_section(ctx: Context, run: RunData) -> SectionOut:
         "Below R: each task just before it is trained, and with the untrained network (FWT).",
         table(["trained i / tested j", *[str(j) for j in range(T)]], rows),
         figure("accuracy matrix", ctx.figure(run, "accuracy_matrix.png")),
+    ]
+
+
+def first_last_means(R: Sequence[Sequence[float]], n: int = EDGE) -> tuple[float, float] | None:
+    """Mean final accuracy (last row of R) of the first ``n`` and of the last ``n`` tasks: a
+    claim rule that starves the early tasks of a long sequence shows as the first below the
+    last. None for fewer than 2n tasks, where the two would share tasks."""
+    final = R[-1]
+    if len(final) < 2 * n:
+        return None
+    return sum(final[:n]) / n, sum(final[-n:]) / n
+
+
+def over_tasks_section(ctx: Context, run: RunData) -> SectionOut:
+    """ACC beside the first-ten and last-ten means, and the figure of ACC and capacity after
+    each number of tasks."""
+    T, means = len(run.R), first_last_means(run.R)
+    header = ["tasks", "ACC (%)"]
+    row: list[object] = [T, num(run.acc_after[-1])]
+    if means:
+        header += [f"first {EDGE} (%)", f"last {EDGE} (%)"]
+        row += [num(m) for m in means]
+    total = (run.per_task[-1].get("model") or {}).get("total_pct") if run.per_task else None
+    header.append("model.tsn %")
+    row.append(num(total, 3))
+    return "ACC and capacity against the number of tasks", [
+        f"ACC: mean final accuracy (last row of R); first/last {EDGE}: the same mean over tasks "
+        f"0-{EDGE - 1} and over the last {EDGE}"
+        + (f" (shown for runs of {2 * EDGE} tasks or more, where the two share no task)."
+           if not means else "; finished tasks never change (BWT 0), so the first well "
+           "below the last means the early tasks learned with less (a claim rule that starves "
+           "them)."),
+        table(header, [row]),
+        figure("ACC and capacity against the number of tasks", ctx.figure(run, "over_tasks.png")),
     ]
 
 

@@ -42,6 +42,11 @@ class RunData:
         return self.results["R"]
 
     @property
+    def acc_after(self) -> list[float]:
+        """ACC after each task: the mean of row i of R (the last one is the run's ACC)."""
+        return [sum(row) / len(row) for row in self.R]
+
+    @property
     def per_task(self) -> list[dict[str, Any]]:
         return self.results.get("per_task") or []
 
