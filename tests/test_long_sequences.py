@@ -108,3 +108,44 @@ def test_a_user_run_folder_grows_by_one_task(tmp_path: Path) -> None:
     grown, learner = tsn.run(cfg, out, tasks=tasks, backbone=UserMLP(), progress=False,
                              resume=True)
     assert learner.num_tasks == 2 and grown.R[0] == first.R[0]
+
+
+def test_verified_rows_equal_rows_retested_on_data(tmp_path: Path) -> None:
+    verified, learner = tsn.run(tiny_config(), progress=False)
+    retested, _ = tsn.run(dataclasses.replace(tiny_config(), retest="all"), progress=False)
+    assert verified.R == retested.R
+    counts = [(t["retest"]["on_data"], t["retest"]["verified"]) for t in verified.tasks]
+    assert counts == [(1, 0), (1, 1), (3, 0)]  # the last row is measured on data whole
+    assert all(t["retest"]["changed"] == [] for t in verified.tasks)
+    assert [t["retest"]["on_data"] for t in retested.tasks] == [1, 2, 3]
+    assert [t["digest"] for t in verified.tasks] == [learner.task_digest(j) for j in range(3)]
+
+
+def test_a_user_module_with_batchnorm_keeps_its_digests(tmp_path: Path) -> None:
+    from user_models import UserCNN
+
+    cfg = {"train": {"epochs": 1, "batch_size": 32, "lr": 0.01}, "seed": 3}
+    tasks = [tsn.Task.from_tensors(f"toy{i}", *toy_data(i), seed=i) for i in range(3)]
+    result, _ = tsn.run(cfg, tasks=tasks, backbone=UserCNN(), progress=False)
+    assert [t["retest"]["verified"] for t in result.tasks] == [0, 1, 0]
+
+
+def test_a_changed_subnetwork_is_retested_and_named(tmp_path: Path) -> None:
+    from tinysubnets.runs import retest_row
+    from tinysubnets.scenarios import build_scenario
+
+    cfg = dataclasses.replace(tiny_config(), tasks=2)
+    result, learner = tsn.run(cfg, stop_after=2, progress=False)
+    scenario = build_scenario(cfg)
+    row, how = retest_row(cfg, learner, scenario, result, 1, final=False)
+    assert how == {"on_data": 1, "verified": 1, "changed": []} and row[0] == result.R[1][0]
+    layer = learner.net.masked_layers()["fc2.weight"]
+    free_before = learner.task_digest(0)
+    with torch.no_grad():
+        layer.weight[~layer.claimed] += 1.0  # free weights: no finished task reads them
+    assert learner.task_digest(0) == free_before
+    with torch.no_grad():
+        owned = (layer.owner == 0).nonzero()[0]
+        layer.frozen[tuple(owned)] += 1.0  # a value task 0 computes with
+    _, how = retest_row(cfg, learner, scenario, result, 1, final=False)
+    assert how == {"on_data": 2, "verified": 0, "changed": [0]}

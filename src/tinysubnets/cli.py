@@ -15,6 +15,7 @@ from tinysubnets.config import (
     CLAIM_RULES,
     MAX_THREADS,
     OPTIMIZERS,
+    RETEST_RULES,
     SCHEDULES,
     RunConfig,
     config_from_dict,
@@ -170,6 +171,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, metavar="N",
                    help="imagenet100 only: decode and train at NxN (default 224); the decoded "
                    "images are cached once per size")
+    p.add_argument("--retest", choices=RETEST_RULES,
+                   help="after each task, 'verify' (default) checks every finished task's "
+                   "subnetwork bit for bit and re-tests on data only one that changed, and all "
+                   "after the last task; 'all' re-tests every finished task on data each time")
     for key, (typ, text) in _TRAIN_FLAGS.items():
         p.add_argument(f"--{key.replace('_', '-')}", type=typ, dest=key, help=text)
     p.add_argument("--post-prune", action=argparse.BooleanOptionalAction, default=None,
@@ -300,7 +305,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         base = config_from_dict(settings, base, where=f"config file {args.config}")
     top = {k: getattr(args, k)
            for k in ("scenario", "tasks", "seed", "download", "threads", "device", "datasets",
-                     "image_size")}
+                     "image_size", "retest")}
     if args.data_dir is not None:
         top["data_dir"] = str(args.data_dir)
     train = {k: getattr(args, k) for k in _TRAIN_FLAGS}

@@ -23,6 +23,11 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 CLAIM_RULES = ("fair", "fraction", "scores")
 SCHEDULES = ("cosine", "plateau", "none")
 INITS = ("seed", "module")
+# How a run re-tests its finished tasks after each task (`runs.retest_row`): "verify" checks
+# each one's subnetwork bit for bit (a digest of every tensor its forward reads) and re-tests
+# on data only one that changed, and every task after the run's last; "all" re-tests every
+# finished task on data after every task (T^2/2 evaluations).
+RETEST_RULES = ("verify", "all")
 
 
 def _per_layer(table: dict[str, float], param: str, default: float | None) -> float | None:
@@ -46,7 +51,7 @@ def check_finite(config: Any) -> None:
 
 
 # Settings a resumed run may change (see `RunConfig.identity`).
-IDENTITY_FREE = ("tasks", "data_dir", "download", "threads", "device")
+IDENTITY_FREE = ("tasks", "data_dir", "download", "threads", "device", "retest")
 MAX_SEED = 2**32 - 1  # numpy and torch both take it; per-task seeds are derived from it
 # A claimed weight's owner task is an int16 (`nn.masked.MaskedParam.owner`, and what the model
 # file stores): more tasks would wrap around and corrupt ownership. The model file's reader
@@ -271,6 +276,7 @@ class RunConfig:
     # own reset_parameters), so a seed repeats a run whatever RNG state built the module;
     # "module" keeps the values the module was given (pretrained, or a custom init).
     init: str = "seed"
+    retest: str = "verify"  # one of RETEST_RULES
     train: TrainConfig = field(default_factory=TrainConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
@@ -288,6 +294,9 @@ class RunConfig:
         if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
             raise ConfigError(f"threads must be >= 1 and <= {MAX_THREADS} (or unset: torch's "
                               f"default), got {shown(self.threads)}")
+        if self.retest not in RETEST_RULES:
+            raise ConfigError(f"unknown retest rule {shown(self.retest)}; choose from "
+                              f"{RETEST_RULES}")
         if self.init not in INITS:
             raise ConfigError(f"unknown init {shown(self.init)}; choose from {INITS}")
         if self.image_size != 0 and self.image_size < 32:

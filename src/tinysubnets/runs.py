@@ -550,13 +550,14 @@ def _learn_tasks(
         result.before.append(learner.probe(t, test) if t > 0 else None)
         record = learner.learn(task, task.split("train"), task.split("val"), progress)
         trained = time.perf_counter()
-        row = [learner.evaluate(j, scenario.tasks[j].split("test")) for j in range(t + 1)]
+        row, retest = retest_row(cfg, learner, scenario, result, t, final=t == last - 1)
         result.R.append(row)
         tested = time.perf_counter()
         model_file = _model_file(cfg, scenario, learner, result, mask_cache)
         if out is not None:
             write_bytes(out / MODEL_FILE, model_file)
         info = asdict(record)
+        info.update(digest=learner.task_digest(t), retest=retest)
         info["phase_s"].update(evaluate=tested - trained, model_file=time.perf_counter() - tested)
         info.update(
             time_s=time.perf_counter() - start,  # everything, the model file included
@@ -569,6 +570,32 @@ def _learn_tasks(
         if out is not None:
             _save(out, _run_files(out, cfg, learner, result))
     return result, learner
+
+
+def retest_row(
+    cfg: RunConfig, learner: Learner, scenario: Scenario, result: RunResult, t: int,
+    final: bool,
+) -> tuple[list[float], dict[str, Any]]:
+    """Row t of R (accuracy on tasks 0..t after task t) and how it was measured.
+
+    Task t is tested on its test data. With ``retest: verify`` a finished task j < t whose
+    subnetwork digest (`TSNNetwork.task_digest`, every tensor its forward reads) equals the
+    one recorded when it finished keeps its accuracy from row t-1, since the same values give
+    the same logits; one whose digest moved (forget-free broken: a bug) is re-tested on data
+    and listed under ``changed``. The run's last row (``final``) and every row with ``retest:
+    all`` re-test every task on data, so ACC and BWT are always measured at the end.
+    """
+    row, on_data, changed = [], [], []
+    for j in range(t + 1):
+        if j < t and cfg.retest == "verify" and not final:
+            recorded = result.tasks[j].get("digest")
+            if recorded is not None and recorded == learner.task_digest(j):
+                row.append(result.R[t - 1][j])
+                continue
+            changed += [j] if recorded is not None else []
+        row.append(learner.evaluate(j, scenario.tasks[j].split("test")))
+        on_data.append(j)
+    return row, {"on_data": len(on_data), "verified": t + 1 - len(on_data), "changed": changed}
 
 
 def _check_extends(out: Path, learner: Learner, scenario: Scenario) -> None:

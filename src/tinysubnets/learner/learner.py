@@ -282,6 +282,12 @@ class Learner(TaskPredictor):
         task_id = check_task_id(task_id, self.num_tasks)
         return accuracy(self.net, task_id, self.masks[task_id], split.to(self.device))
 
+    def task_digest(self, task_id: int) -> str:
+        """A finished task's subnetwork digest (`TSNNetwork.task_digest`): it moves only if a
+        tensor the task computes with moved."""
+        task_id = check_task_id(task_id, self.num_tasks)
+        return self.net.task_digest(task_id, self.masks[task_id])
+
     def logits(self, x: Tensor | np.ndarray | list, task_id: int) -> Tensor:
         """Logits of a finished task on model-ready inputs ``x`` (N, *input shape): the input
         contract of `CompressedModel.logits` (floats cast to float32, integer inputs refused,

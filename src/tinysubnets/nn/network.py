@@ -14,6 +14,7 @@ other backbone is one stage. Both are the same operations on the same tensors.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Sequence
@@ -383,6 +384,23 @@ class TSNNetwork(nn.Module):
         if weights is None:
             weights = self.task_weights(task_id, masks[task_id])
         return self.heads[task_id](self.features(x, task_id, weights))
+
+    @torch.no_grad()
+    def task_digest(self, task_id: int, masks: dict[str, Tensor]) -> str:
+        """SHA-256 of every tensor task ``task_id``'s forward reads with ``masks`` (its masked
+        weights, norms and head, and the backbone's own tensors): equal digests mean equal
+        logits on the same inputs, so a finished task whose digest has not moved need not be
+        re-tested to know its accuracy has not either (forget-free, checked bit for bit)."""
+        tensors = {f"weight:{k}": v for k, v in self.task_weights(task_id, masks).items()}
+        tensors.update({f"norm:{k}": v for k, v in self.norm_state(task_id).items()})
+        tensors.update({f"head:{k}": v for k, v in self.heads[task_id].state_dict().items()})
+        tensors.update({f"backbone:{k}": v for k, v in self.backbone.state_dict().items()})
+        digest = hashlib.sha256(f"copy {self._copy_index(task_id)}".encode())
+        for name in sorted(tensors):
+            value = tensors[name].detach().cpu().contiguous()
+            digest.update(f"{name} {value.dtype} {list(value.shape)}".encode())
+            digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
 
     @property
     def hidden_stop(self) -> int:
