@@ -99,6 +99,8 @@ _TRAIN_FLAGS = {
               "top-k of scores decides (WSN)"),
     "claim_fraction": (float, "the 'fraction' claim rule's share of each layer's free weights "
                        "a task may claim (default 0.1)"),
+    "slots": (int, "values of different tasks one weight position may hold (default 1); "
+              "S > 1 lets a later task renew a claimed weight with a value of its own"),
 }
 
 

@@ -53,6 +53,7 @@ def check_finite(config: Any) -> None:
 # Settings a resumed run may change (see `RunConfig.identity`).
 IDENTITY_FREE = ("tasks", "data_dir", "download", "threads", "device", "retest")
 MAX_SEED = 2**32 - 1  # numpy and torch both take it; per-task seeds are derived from it
+MAX_SLOTS = 32  # values per weight position: a 32-bit weight split into 1-bit parts at most
 # A claimed weight's owner task is an int16 (`nn.masked.MaskedParam.owner`, and what the model
 # file stores): more tasks would wrap around and corrupt ownership. The model file's reader
 # holds files to the same bound (`artifact.bounds.MAX_TASKS`).
@@ -95,6 +96,10 @@ class TrainConfig:
     # Most of a layer's weights (fraction) a task's mask may reuse frozen from earlier tasks;
     # a layer not named may reuse up to its keep ratio. 0 keeps a layer's masks disjoint.
     layer_share_ratio: dict[str, float] = field(default_factory=dict)
+    # Values of different tasks one weight position may hold (`nn.masked`): 1 gives every
+    # position one owner; S > 1 lets a task renew a claimed position with a value of its own
+    # in a free slot, so a long sequence does not run out of positions.
+    slots: int = 1
 
     def keep_ratio_of(self, param: str) -> float:
         """Keep ratio of one masked parameter ("fc1.weight"): the entry of its own name or of
@@ -116,6 +121,7 @@ class TrainConfig:
             if not 0.0 <= ratio <= 1.0:
                 raise ConfigError(f"share ratio of layer {clipped(name)} must be in [0, 1], got "
                                   f"{shown(ratio)}")
+        check_range("slots", self.slots, 1, MAX_SLOTS)
         if not 0.0 < self.claim_fraction <= 1.0:
             raise ConfigError(f"claim_fraction must be in (0, 1], got {shown(self.claim_fraction)}")
         if self.claim not in CLAIM_RULES:

@@ -27,12 +27,14 @@ PER_CODED_BYTE = 256
 CODED_PARTS = ("masks", "weights", "codebooks", "heads")
 # Owners are stored as int16 (`MaskedParam.owner`): a file cannot hold more tasks.
 MAX_TASKS = (1 << 15) - 1
+MAX_SLOTS = 32  # values per weight position, as the config allows (`config.MAX_SLOTS`)
 MAX_DIMS = 8  # of an input or a layer's shape
 MAX_DIM = (1 << 31) - 1
 
 # Bytes the reader holds per decoded element, transients included.
 PER_WEIGHT = 32  # weight, scores and frozen values (float32), owner, decode transients
 PER_MASK_BIT = 4  # each task's bool mask, and the decoder's stacked copies of it
+PER_SLOT = 16  # a later value of a position (float32) and its owner, and decode transients
 PER_HEAD_VALUE = 32  # the head's parameters, its decoded values and their transients
 PROBE_BATCH = 2  # inputs of the forward that finds the feature size
 
@@ -44,12 +46,14 @@ def limit(coded_bytes: int) -> int:
 
 
 def decoded_bytes(
-    weights: int, tasks: int, head_values: int, input_values: int
+    weights: int, tasks: int, head_values: int, input_values: int, slots: int = 1
 ) -> int:
     """What decoding a file of these sizes allocates: every stored position of the backbone
-    and its copies (``weights``) with a mask per task, the heads, and the probe's inputs."""
-    return (weights * (PER_WEIGHT + PER_MASK_BIT * tasks) + head_values * PER_HEAD_VALUE
-            + 4 * PROBE_BATCH * input_values)
+    and its copies (``weights``) with a mask per task (and a renewed set per task, with
+    ``slots`` above 1, and its later values), the heads, and the probe's inputs."""
+    masks = tasks * (1 if slots == 1 else 2)
+    return (weights * (PER_WEIGHT + PER_MASK_BIT * masks + PER_SLOT * (slots - 1))
+            + head_values * PER_HEAD_VALUE + 4 * PROBE_BATCH * input_values)
 
 
 def check(source: str, need: int, coded_bytes: int, what: str) -> None:

@@ -30,8 +30,11 @@ MAGIC = b"TSNMODEL"
 # 3: any backbone (masked parameters named by their path, "fc1.weight"; norm tensors listed),
 #    the input shape, and per task a section of its name, labels and preprocessing. Files of
 #    versions 1-2 name the layers of the backbones before the redesign, and are not read.
-FORMAT_VERSION = 3
-READS = (3,)
+# 4: multi-slot weight positions: with a header "slots" above 1, a position holds values of
+#    up to that many tasks, and per layer a section says which shared positions each task
+#    renewed. A file without "slots" reads as version 3 did.
+FORMAT_VERSION = 4
+READS = (3, 4)
 _PREFIX = struct.Struct("<8sHI")
 CHECKSUM_BYTES = 32
 MIN_SIZE = _PREFIX.size + 2 + CHECKSUM_BYTES  # the smallest header is "{}"

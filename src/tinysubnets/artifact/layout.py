@@ -2,6 +2,11 @@
 
 Sections, in file order:
 - ``masks/<layer>``: the masks M_0..M_{T-1} of the layer, coded together (`mask_coding`);
+- ``renew/<layer>`` (files whose header has ``slots`` above 1): which positions each task
+  renewed (a claimed position where it stored a value of its own in the next free slot). Only
+  a position the task's mask holds and an earlier task claimed can be renewed, so one bit is
+  stored per such position: task 0's, then task 1's, ... in flat order, concatenated and coded
+  as one mask (`mask_coding`); empty when no task shares a claimed position;
 - ``weights/<t>/<layer>/codebook`` and ``.../codes``: task t's own values O_t in the layer
   (`value_coding`), in flat position order;
 - ``heads/<t>/codebook`` and ``heads/<t>/values``: task t's head, weight then bias;
@@ -15,7 +20,8 @@ Sections, in file order:
   "shape": [...]}, ...]}``, one per task; a file without it holds no replay sections.
 
 Owners are not stored: the owner of a position is the first task whose mask holds it (own
-weights are M_t minus C_{t-1}), so the masks say it at no extra cost.
+weights are M_t minus C_{t-1}), so the masks say it at no extra cost; with slots, the owner of
+a position's next value is the next task that renewed it.
 """
 
 from __future__ import annotations
@@ -75,11 +81,28 @@ def decode_replay(data: bytes, count: int, shape: tuple[int, ...]) -> Split:
     return Split(torch.from_numpy(x), torch.from_numpy(y))
 
 
+RENEW = "renew"  # the sections' prefix of the renewed positions (part masks)
+
+
+def renew_candidates(masks: list[np.ndarray]) -> list[np.ndarray]:
+    """Per task, the flat positions it could have renewed: those its mask holds that an earlier
+    task's mask held (C_{t-1} is the union of the earlier masks)."""
+    claimed = np.zeros(masks[0].shape if masks else 0, dtype=bool)
+    candidates = []
+    for mask in masks:
+        candidates.append(np.flatnonzero(mask & claimed))
+        claimed |= mask
+    return candidates
+
+
 def expected_sections(
-    layers: list[str], n_tasks: int, norms: bool = False, replay: bool = False
+    layers: list[str], n_tasks: int, norms: bool = False, replay: bool = False,
+    renew: bool = False,
 ) -> list[SectionKey]:
     """(name, part, task, layer) of every section, in file order: the layout's single source."""
     table: list[SectionKey] = [(f"masks/{name}", "masks", None, name) for name in layers]
+    if renew:
+        table += [(f"{RENEW}/{name}", "masks", None, name) for name in layers]
     for t in range(n_tasks):
         for name in layers:
             codebook, codes = block_names(t, name)

@@ -21,6 +21,7 @@ from tinysubnets.artifact import bounds
 from tinysubnets.artifact.capacity import ModelCapacity, measure
 from tinysubnets.artifact.container import Section, is_int, overhead_bytes, unpack
 from tinysubnets.artifact.layout import (
+    RENEW,
     REPLAY,
     REPLAY_X,
     REPLAY_Y,
@@ -29,6 +30,7 @@ from tinysubnets.artifact.layout import (
     decode_replay,
     expected_sections,
     owners_from_masks,
+    renew_candidates,
     replay_size,
 )
 from tinysubnets.artifact.model import CompressedModel
@@ -60,6 +62,7 @@ class ParsedModel:
     coded_bytes: int  # of the masks, weights, codebooks and heads: what justifies decoding
     replay: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)  # count, shape
     norms: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    slots: int = 1  # values a weight position may hold (the header's "slots")
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -134,7 +137,9 @@ def parse(data: bytes, source: str) -> ParsedModel:
     if not isinstance(header.get("scenario", {}), dict):
         raise DataError(f"{source}: the header's scenario is not a mapping")
     replay = _replay_entries(source, header, len(tasks), input_shape)
-    expected = expected_sections(list(layers), len(tasks), bool(norms), replay is not None)
+    slots = _count(source, header, "slots", 1, bounds.MAX_SLOTS, default=1)
+    expected = expected_sections(list(layers), len(tasks), bool(norms), replay is not None,
+                                 slots > 1)
     if len(chunks) != len(expected):
         raise DataError(
             f"{source}: {len(chunks)} sections for {len(layers)} layers and {len(tasks)} tasks, "
@@ -145,7 +150,8 @@ def parse(data: bytes, source: str) -> ParsedModel:
     by_name = {s.name: s for s in sections}
     coded = sum(len(s.data) for s in sections if s.part in bounds.CODED_PARTS)
     need = bounds.decoded_bytes((copies + 1) * n_weights, len(tasks),
-                                sum(k * (features + 1) for k in classes), prod(input_shape))
+                                sum(k * (features + 1) for k in classes), prod(input_shape),
+                                slots)
     bounds.check(source, need, coded, f"a backbone of {n_weights:,} weights with {copies} "
                  f"copies, {len(tasks)} tasks and {sum(classes):,} classes")
     for t, k in enumerate(classes):  # each label takes at least a byte of the task's record
@@ -161,7 +167,8 @@ def parse(data: bytes, source: str) -> ParsedModel:
             )
     bits = [{name: b[0] for name, b in task["blocks"].items()} for task in tasks]
     capacity = measure(sections, len(data), overhead_bytes(data), n_weights, len(tasks), bits)
-    return ParsedModel(source, header, by_name, layers, capacity, coded, replay or [], norms)
+    return ParsedModel(source, header, by_name, layers, capacity, coded, replay or [], norms,
+                       slots)
 
 
 def _check_task(source: str, t: int, task: object, layers: dict[str, tuple[int, ...]],
@@ -278,7 +285,8 @@ def _network(parsed: ParsedModel, backbone: nn.Module | None) -> TSNNetwork:
     source, header = parsed.source, parsed.header
     module = _module(parsed, backbone)
     try:
-        net = TSNNetwork(module, header["input_shape"], torch.Generator().manual_seed(0))
+        net = TSNNetwork(module, header["input_shape"], torch.Generator().manual_seed(0),
+                         slots=parsed.slots)
     except TSNError as e:
         raise DataError(f"{source}: the backbone {type(module).__name__} does not fit the "
                         f"file: {clipped(str(e), 300)}") from None
@@ -302,6 +310,8 @@ class DecodedValues:
 
     masks: list[dict[str, Tensor]]
     layers: dict[str, tuple[Tensor, Tensor]]  # name -> (values, owner), in the layer's shape
+    # name -> (later values, their owners), (slots - 1, *shape); empty without slots
+    later: dict[str, tuple[Tensor, Tensor]]
     heads: list[Tensor]
     norms: list[Tensor]
     info: list[dict[str, Any]]
@@ -312,12 +322,14 @@ def decode_values_only(parsed: ParsedModel) -> DecodedValues:
     """Decode and check every section (what needs no backbone module)."""
     T = len(parsed.header["tasks"])
     masks: list[dict[str, Tensor]] = [{} for _ in range(T)]
-    layers = {}
+    layers, later = {}, {}
     for name, shape in parsed.layers.items():
-        try:
-            layer_masks = decode_masks(parsed.sections[f"masks/{name}"].data, T, shape)
-        except DataError as e:
-            raise DataError(f"{parsed.source}: masks of layer {clipped(name)}: {e}") from None
+        layer_masks = _masks(parsed, "masks", name, T, shape)
+        for t in range(T):
+            masks[t][name] = torch.from_numpy(layer_masks[t]).view(shape)
+        if parsed.slots > 1:
+            layers[name], later[name] = _slotted(parsed, name, shape, layer_masks)
+            continue
         owner = owners_from_masks([m.ravel() for m in layer_masks]) if T else np.full(
             prod(shape), -1)
         values = np.zeros(prod(shape), dtype=np.float32)
@@ -328,7 +340,6 @@ def decode_values_only(parsed: ParsedModel) -> DecodedValues:
         for t in range(T):
             own = order[ends[t] : ends[t + 1]]
             values[own] = _block(parsed, t, name, len(own))
-            masks[t][name] = torch.from_numpy(layer_masks[t])
         layers[name] = (torch.from_numpy(values).view(shape),
                         torch.from_numpy(owner.astype(np.int16)).view(shape))
     info = [_task_info(parsed, t) for t in range(T)]
@@ -337,7 +348,70 @@ def decode_values_only(parsed: ParsedModel) -> DecodedValues:
              for t, task in enumerate(parsed.header["tasks"])]
     norms = [_norm_values(parsed, t) for t in range(T)] if parsed.norms else []
     replay = [_replay(parsed, t, count, shape) for t, (count, shape) in enumerate(parsed.replay)]
-    return DecodedValues(masks, layers, heads, norms, info, replay)
+    return DecodedValues(masks, layers, later, heads, norms, info, replay)
+
+
+def _masks(parsed: ParsedModel, prefix: str, name: str, T: int, shape: tuple[int, ...]
+           ) -> list[np.ndarray]:
+    """A layer's masks (or, with ``prefix`` RENEW, its renewal bits as one mask), decoded
+    and flat."""
+    try:
+        return [m.ravel() for m in decode_masks(parsed.sections[f"{prefix}/{name}"].data, T,
+                                                shape)]
+    except DataError as e:
+        what = "masks" if prefix == "masks" else "renewed positions"
+        raise DataError(f"{parsed.source}: {what} of layer {clipped(name)}: {e}") from None
+
+
+def _renewed(parsed: ParsedModel, name: str, layer_masks: list[np.ndarray], n: int
+             ) -> list[np.ndarray]:
+    """Per task, the flat positions it renewed: its `renew_candidates` whose bit is set."""
+    candidates = renew_candidates(layer_masks)
+    total = sum(len(c) for c in candidates)
+    if not total:
+        if parsed.sections[f"{RENEW}/{name}"].data:
+            raise DataError(f"{parsed.source}: renewed positions of layer {clipped(name)}: no "
+                            "task shares a claimed position, yet the section is not empty")
+        return [np.zeros(n, bool) for _ in layer_masks]
+    bits = _masks(parsed, RENEW, name, 1, (total,))[0]
+    renewed, start = [], 0
+    for where in candidates:
+        flags = np.zeros(n, bool)
+        flags[where[bits[start : start + len(where)]]] = True
+        renewed.append(flags)
+        start += len(where)
+    return renewed
+
+
+def _slotted(parsed: ParsedModel, name: str, shape: tuple[int, ...], layer_masks: list
+             ) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    """A slotted layer's values, task by task: task t's block holds, in flat position order,
+    its values at M_t minus C_{t-1} (a position's first value) and at the positions it renewed
+    (their next value). No position may hold more than ``slots`` values."""
+    n, S = prod(shape), parsed.slots
+    first = np.zeros(n, np.float32)
+    owner = np.full(n, -1, np.int16)
+    later = np.zeros((S - 1, n), np.float32)
+    later_owner = np.full((S - 1, n), -1, np.int16)
+    filled = np.zeros(n, np.int64)  # values a position holds so far
+    renewed = _renewed(parsed, name, layer_masks, n)
+    for t, (mask, renew) in enumerate(zip(layer_masks, renewed, strict=True)):
+        claimed = filled > 0
+        if (filled[renew] >= S).any():
+            raise DataError(f"{parsed.source}: layer {clipped(name)}: task {t} renews a "
+                            f"position that already holds {S} values (the header's slots)")
+        new = mask & ~claimed
+        own = np.flatnonzero(new | renew)
+        values = _block(parsed, t, name, len(own))
+        is_new = new[own]
+        first[own[is_new]], owner[own[is_new]] = values[is_new], t
+        again = own[~is_new]
+        slot = filled[again] - 1
+        later[slot, again], later_owner[slot, again] = values[~is_new], t
+        filled[own] += 1
+    return ((torch.from_numpy(first).view(shape), torch.from_numpy(owner).view(shape)),
+            (torch.from_numpy(later).view(S - 1, *shape),
+             torch.from_numpy(later_owner).view(S - 1, *shape)))
 
 
 def decode(parsed: ParsedModel, backbone: nn.Module | None = None) -> CompressedModel:
@@ -351,6 +425,9 @@ def decode(parsed: ParsedModel, backbone: nn.Module | None = None) -> Compressed
             layer.scores.zero_()
             layer.frozen.copy_(values)
             layer.owner.copy_(owner)
+            if name in stored.later:
+                layer.slot_frozen.copy_(stored.later[name][0])
+                layer.slot_owner.copy_(stored.later[name][1])
     generator = torch.Generator().manual_seed(0)  # heads are overwritten right away
     for t, task in enumerate(parsed.header["tasks"]):
         set_head_values(net.add_head(task["classes"], generator), stored.heads[t])

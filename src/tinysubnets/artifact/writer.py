@@ -14,12 +14,14 @@ import json
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 from torch import Tensor
 
 from tinysubnets import __version__
 from tinysubnets.artifact.capacity import ModelCapacity
 from tinysubnets.artifact.container import Section, pack
 from tinysubnets.artifact.layout import (
+    RENEW,
     REPLAY,
     REPLAY_X,
     REPLAY_Y,
@@ -27,6 +29,7 @@ from tinysubnets.artifact.layout import (
     block_names,
     encode_replay,
     expected_sections,
+    renew_candidates,
 )
 from tinysubnets.atomic import write_bytes
 from tinysubnets.compression.mask_coding import BlockCache, encode_masks
@@ -73,6 +76,11 @@ def model_bytes(
                 encode_masks(masks[name], caches.setdefault(name, {})), None, name)
         for name in layers
     ]
+    slots = max(layer.slots for layer in layers.values())
+    if slots > 1:  # per task which of the claimed positions it shares it renewed
+        for name, layer in layers.items():
+            sections.append(Section(f"{RENEW}/{name}", "masks", _renewed_bits(
+                masks[name], layer.slot_owner.view(slots - 1, -1).cpu().numpy()), None, name))
     finished = learner.finished[:T]
     # Each task's record, as consolidation froze it: blocks, norms, name and labels.
     tasks: list[dict[str, Any]] = [
@@ -98,7 +106,7 @@ def model_bytes(
     sections += [
         Section(entry, part, payload[entry], task, layer)
         for entry, part, task, layer in expected_sections(
-            list(layers), T, bool(norm_names), bool(replay))[len(layers):]
+            list(layers), T, bool(norm_names), bool(replay), slots > 1)[len(sections):]
     ]
     header = {
         "library": f"tinysubnets {__version__}",
@@ -110,6 +118,8 @@ def model_bytes(
         "tasks": tasks,
         "scenario": scenario or {},
     }
+    if slots > 1:  # a file without slots has no entry, and reads as version 3 did
+        header["slots"] = slots
     if net.n_copies:  # a file without backbone copies has no entry
         header["copies"] = net.n_copies
         for task, f in zip(tasks, finished, strict=True):
@@ -118,6 +128,15 @@ def model_bytes(
         header[REPLAY] = {"x": REPLAY_X, "y": REPLAY_Y, "tasks": [
             {"count": len(m), "shape": list(m.x.shape[1:])} for m in replay]}
     return pack(header, sections)
+
+
+def _renewed_bits(masks: list[np.ndarray], later_owners: np.ndarray) -> bytes:
+    """The ``renew/<layer>`` section: a bit per `renew_candidates` position, whether the task
+    stored a later value there (it owns one of the position's later slots)."""
+    bits = [(later_owners[:, where] == t).any(0)
+            for t, where in enumerate(renew_candidates(masks))]
+    joined = np.concatenate(bits) if bits else np.zeros(0, bool)
+    return encode_masks([joined]) if joined.size else b""
 
 
 def _block_entry(block: ValueBlock) -> list[int]:

@@ -75,9 +75,10 @@ def freeze_record(
     net: TSNNetwork, t: int, task: Task, own: dict[str, torch.Tensor], bits: dict[str, int]
 ) -> FinishedTask:
     """Task ``t``'s record right after consolidation: ``own[name]`` marks the positions it
-    claimed (in flat order their frozen values are its block), ``bits`` the search's choice."""
+    claimed or renewed (in flat order the values it reads there are its block), ``bits`` the
+    search's choice."""
     layers = net.masked_layers()
-    blocks = {name: encode_values(layers[name].frozen[mask].cpu().numpy())
+    blocks = {name: encode_values(layers[name].values_for(t)[mask].cpu().numpy())
               for name, mask in own.items()}
     blocks[HEAD] = encode_values(head_values(net.heads[t]).cpu().numpy())
     state = net.norm_state(t)

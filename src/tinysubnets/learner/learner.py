@@ -101,7 +101,7 @@ class Learner(TaskPredictor):
         self.backbone_spec = dict(spec) if spec else {"module": type(backbone).__qualname__}
         # Built on the host from the seed, then moved: the same values on any device.
         net = TSNNetwork(backbone, input_shape, task_generator(self.seed, 0, SCORE_STREAM),
-                         cfg.seed if cfg.init == "seed" else None)
+                         cfg.seed if cfg.init == "seed" else None, cfg.train.slots)
         self.net = net.to(self.device)
         known = {*self.net.param_names, *(n.rsplit(".", 1)[0] for n in self.net.param_names)}
         for setting in ("layer_keep_ratio", "layer_share_ratio"):
@@ -128,18 +128,18 @@ class Learner(TaskPredictor):
         self.n_classes.append(n_classes)
 
     def new_weight_budgets(self) -> dict[str, int] | None:
-        """Free weights the next task may claim per layer. ``fair``: an equal share of what
-        is still free among the tasks still to come (at least one), so it needs the planned
-        count. ``fraction``: ``claim_fraction`` of what is free, rounded up, so it needs no
-        count (an open-ended stream) and what post-pruning gave back is free again.
-        ``scores``: no budget (top-k of scores decides)."""
+        """Free weights (free slots, with slots > 1) the next task may claim per layer.
+        ``fair``: an equal share of what is still free among the tasks still to come (at least
+        one), so it needs the planned count. ``fraction``: ``claim_fraction`` of what is free,
+        rounded up, so it needs no count (an open-ended stream) and what post-pruning gave back
+        is free again. ``scores``: no budget (top-k of scores decides)."""
         rule = self.cfg.claim
         if rule == "scores":
             return None
         left = max(1, self.planned_tasks - self.num_tasks)
         budgets = {}
         for name, layer in self.net.masked_layers().items():
-            free = int((~layer.claimed).sum())
+            free = layer.free_slots()
             budgets[name] = (free // left if rule == "fair"
                              else math.ceil(free * self.cfg.claim_fraction))
         return budgets

@@ -51,7 +51,7 @@ def mask_selectors(
     used = set(net.masked_layers()) if task_id is None else set(net.task_layers(task_id))
     return {
         name: MaskSelector(layer, cfg.keep_ratio_of(base_layer_name(name)), budgets.get(name),
-                           cfg.share_ratio_of(base_layer_name(name)))
+                           cfg.share_ratio_of(base_layer_name(name)), task_id)
         if name in used else _Unused(layer)
         for name, layer in net.masked_layers().items()
     }

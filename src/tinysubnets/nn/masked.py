@@ -8,6 +8,16 @@ The effective weight picks ``frozen`` where ``owner >= 0``. Because frozen value
 a tensor the optimizer sees, no momentum, Adam state or weight decay can move them
 (docs/design.md, invariant 2), and a finished task, whose mask lies inside the claimed
 positions, computes with exactly the same numbers forever (invariant 1).
+
+With ``slots`` S > 1 (the paper's bank + task prefix + code: "a single weight separated into
+multiple parts which can be assigned to different tasks"), a position holds up to S values of
+different tasks. ``frozen``/``owner`` are its first value and owner; ``slot_frozen`` and
+``slot_owner`` (S - 1 deep) the later ones, filled in task order. A task that shares a position
+reads its latest value before the task; a task may instead *renew* a claimed position that has
+a free slot: it trains a value of its own there, stored in the next slot. Finished task j reads,
+at each position, the value of the last slot whose owner is at most j, so later slots never
+change what it computes (forget-free by construction). Owners come in task order per position,
+so the model file stores only which shared positions each task renewed.
 """
 
 from __future__ import annotations
@@ -102,8 +112,9 @@ class MaskSelector:
     """
 
     def __init__(self, layer: MaskedParam, keep_ratio: float, new_budget: int | None = None,
-                 share_ratio: float | None = None):
-        self.layer = layer
+                 share_ratio: float | None = None, task_id: int | None = None):
+        self.layer, self.task_id = layer, task_id
+        self.renewing = False  # whether own weights may take a free slot of a claimed position
         n = layer.scores.numel()
         k = keep_count(n, keep_ratio)
         if new_budget is None:
@@ -112,15 +123,47 @@ class MaskSelector:
             return
         claimed = layer.claimed.detach().cpu().numpy().reshape(-1)
         n_claimed = int(claimed.sum())
-        k_new = min(new_budget, k, n - n_claimed)
-        k_shared = min(k - k_new, n_claimed)
+        open_ = claimed if layer.slots == 1 else layer.full.detach().cpu().numpy().reshape(-1)
+        self.renewing = layer.slots > 1 and bool((claimed & ~open_).any())
+        if self.renewing:
+            # Own weights go to positions with a free slot (unclaimed, or claimed and not
+            # full); shared ones to claimed positions the own ones left (at least k_new of
+            # them may be taken by the own ones).
+            open_ = ~open_
+            n_open = int(open_.sum())
+            k_new = min(new_budget, k, n_open)
+            k_shared = min(k - k_new, max(0, n_claimed - k_new))
+        else:
+            k_new = min(new_budget, k, n - n_claimed)
+            k_shared = min(k - k_new, n_claimed)
         if share_ratio is not None:  # the mask may then hold fewer than k weights
             k_shared = min(k_shared, round(share_ratio * n))
+        if self.renewing:
+            self.open, self.claimed_flat = open_, claimed
+            self.k_new, self.k_shared, self.n_open = k_new, k_shared, n_open
+            self.size = k_new + k_shared
+            return
         free = None if n_claimed == 0 else ~claimed
         self.groups = [(free, k_new, n - n_claimed), (claimed, k_shared, n_claimed)]
         self.size = k_new + k_shared  # ones in every mask this selector returns
 
+    def _renewing_mask(self) -> Tensor:
+        """Own weights first (top-k of |score| among positions with a free slot), then shared
+        ones among the claimed positions not taken; the claimed positions taken as own are the
+        layer's ``renew`` set for this task (on the host: a slotted layer's scores are copied
+        there every step)."""
+        magnitude = _magnitude(self.layer.scores)
+        own = _select(magnitude, [(self.open, self.k_new, self.n_open)])
+        shared_ok = self.claimed_flat & ~own
+        shared = _select(magnitude, [(shared_ok, self.k_shared, int(shared_ok.sum()))])
+        device, shape = self.layer.scores.device, self.layer.scores.shape
+        self.layer.renew = torch.from_numpy(own & self.claimed_flat).view(shape).to(device)
+        self.layer.renew_task = self.task_id
+        return torch.from_numpy(own | shared).view(shape).to(device)
+
     def __call__(self) -> Tensor:
+        if self.renewing:
+            return self._renewing_mask()
         scores = self.layer.scores
         if scores.device.type != "cpu":
             if not hasattr(self, "_device_groups"):
@@ -172,10 +215,11 @@ class MaskedParam(nn.Module):
     frozen: Tensor
     owner: Tensor
 
-    def __init__(self, values: Tensor, fan_in: int, generator: torch.Generator) -> None:
+    def __init__(self, values: Tensor, fan_in: int, generator: torch.Generator,
+                 slots: int = 1) -> None:
         super().__init__()
         shape = tuple(values.shape)
-        self.fan_in = fan_in
+        self.fan_in, self.slots = fan_in, slots
         # The module's own values start the free weights (a pretrained backbone stays one);
         # scores are drawn from the run's seed.
         self.weight = nn.Parameter(values.detach().to("cpu", torch.float32).clone())
@@ -183,6 +227,14 @@ class MaskedParam(nn.Module):
         self.register_buffer("frozen", torch.zeros(shape))
         # owner task of each position; -1 = free. int16 is plenty (and what the file stores).
         self.register_buffer("owner", torch.full(shape, -1, dtype=torch.int16))
+        if slots > 1:  # later values of a position (see the module docstring)
+            self.register_buffer("slot_frozen", torch.zeros((slots - 1, *shape)))
+            self.register_buffer("slot_owner",
+                                 torch.full((slots - 1, *shape), -1, dtype=torch.int16))
+        # The claimed positions where the task in progress (``renew_task``) trains a value of
+        # its own in a free slot; set by its mask selector, cleared when it consolidates.
+        self.renew: Tensor | None = None
+        self.renew_task: int | None = None
 
     def _uniform(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
         """Kaiming-uniform with a = sqrt(5), torch's default for Linear and Conv weights."""
@@ -197,6 +249,10 @@ class MaskedParam(nn.Module):
             tensor.copy_(self._uniform(tuple(tensor.shape), generator))
         self.frozen.zero_()
         self.owner.fill_(-1)
+        if self.slots > 1:
+            self.slot_frozen.zero_()
+            self.slot_owner.fill_(-1)
+        self.renew = self.renew_task = None
 
     @property
     def claimed(self) -> Tensor:
@@ -211,33 +267,95 @@ class MaskedParam(nn.Module):
             self._claimed_key = key
         return self._claimed_cache
 
-    def effective_weight(self) -> Tensor:
-        """Frozen values where a finished task owns the position, trainable values elsewhere."""
-        return torch.where(self.claimed, self.frozen, self.weight)
+    @property
+    def full(self) -> Tensor:
+        """Positions whose every slot holds a value (with one slot: the claimed ones)."""
+        if self.slots == 1:
+            return self.claimed
+        return self.slot_owner[-1] >= 0
+
+    def free_slots(self) -> int:
+        """Values the layer can still take: a free slot per position and slot."""
+        if self.slots == 1:
+            return int((~self.claimed).sum())
+        taken = int(self.claimed.sum()) + int((self.slot_owner >= 0).sum())
+        return self.slots * self.owner.numel() - taken
+
+    def _read_slot(self, task_id: int | None, first: Tensor, later: Tensor | None) -> Tensor:
+        """Of ``first`` (slot 0) and ``later`` (slots 1..S-1), the entry task ``task_id`` reads
+        at each position: the last slot whose owner is at most ``task_id`` (None: the last
+        slot filled, what a new task shares)."""
+        value = first
+        for s in range(self.slots - 1):
+            owner = self.slot_owner[s]
+            take = owner >= 0 if task_id is None else (owner >= 0) & (owner <= task_id)
+            value = torch.where(take, later[s], value)
+        return value
+
+    def values_for(self, task_id: int | None = None) -> Tensor:
+        """The stored value task ``task_id`` reads at each position (see `_read_slot`)."""
+        return self._read_slot(task_id, self.frozen, getattr(self, "slot_frozen", None))
+
+    def owners_for(self, task_id: int | None = None) -> Tensor:
+        """The owner of the value task ``task_id`` reads at each position (-1: none)."""
+        return self._read_slot(task_id, self.owner, getattr(self, "slot_owner", None))
+
+    def _stored_and_read(self, task_id: int | None) -> tuple[Tensor, Tensor]:
+        """(stored values, where task ``task_id`` reads them rather than the trainable ones):
+        the task in progress trains its renewed positions."""
+        if self.renew is None or task_id not in (None, self.renew_task):
+            return self.values_for(task_id), self.claimed
+        return self.values_for(task_id), self.claimed & ~self.renew
+
+    def effective_weight(self, task_id: int | None = None) -> Tensor:
+        """Stored values where task ``task_id`` reads a finished task's value, trainable values
+        elsewhere (None: the task in progress)."""
+        stored, read = self._stored_and_read(task_id)
+        return torch.where(read, stored, self.weight)
 
     def select_mask(self, keep_ratio: float, new_budget: int | None = None,
                     share_ratio: float | None = None) -> Tensor:
         """The mask the current scores pick (see :class:`MaskSelector`)."""
         return MaskSelector(self, keep_ratio, new_budget, share_ratio)()
 
-    def masked_weight(self, mask: Tensor, scores_grad: bool = False) -> Tensor:
-        """The weight a task computes with.
+    def masked_weight(self, mask: Tensor, scores_grad: bool = False,
+                      task_id: int | None = None) -> Tensor:
+        """The weight task ``task_id`` (None: the task in progress) computes with.
 
         With ``scores_grad`` the mask is applied through the straight-through estimator
         (training); otherwise by selection, so positions outside the mask are exact zeros
         whatever the free weights hold (evaluation).
         """
         if scores_grad:
-            return _MaskedWeight.apply(self.weight, self.scores, self.frozen, self.claimed, mask)
-        return torch.where(mask, self.effective_weight(), torch.zeros((), dtype=self.frozen.dtype))
+            stored, read = self._stored_and_read(task_id)
+            return _MaskedWeight.apply(self.weight, self.scores, stored, read, mask)
+        return torch.where(mask, self.effective_weight(task_id),
+                           torch.zeros((), dtype=self.frozen.dtype))
+
+    def own_mask(self, mask: Tensor) -> Tensor:
+        """The task in progress's own weights O_t: M_t minus C_{t-1}, and the claimed positions
+        it renews (slots > 1)."""
+        _, read = self._stored_and_read(None)
+        return mask & ~read
 
     def own_positions(self, mask: Tensor) -> Tensor:
-        """Flat indices of the task's own weights O_t = M_t minus C_{t-1} (the free ones)."""
-        return (mask & ~self.claimed).flatten().nonzero().view(-1)
+        """Flat indices of the task's own weights (`own_mask`)."""
+        return self.own_mask(mask).flatten().nonzero().view(-1)
 
     def consolidate(self, mask: Tensor, task_id: int) -> Tensor:
-        """Freeze the task's own weights (M_t minus C_{t-1}); return them as a boolean mask."""
-        own = mask & ~self.claimed
-        self.frozen[own] = self.weight.detach()[own]
-        self.owner[own] = task_id
+        """Freeze the task's own weights: a free position's value and owner go to its first
+        slot, a renewed position's to its next free slot. Returns them as a boolean mask."""
+        own = self.own_mask(mask)
+        new = own & ~self.claimed
+        renewed = own & self.claimed
+        if bool(renewed.any()):
+            flat = renewed.flatten().nonzero().view(-1)
+            # the next free slot of each renewed position (a selector never renews a full one)
+            slot = (self.slot_owner.view(self.slots - 1, -1)[:, flat] >= 0).sum(0)
+            self.slot_frozen.view(self.slots - 1, -1)[slot, flat] = self.weight.detach().view(
+                -1)[flat]
+            self.slot_owner.view(self.slots - 1, -1)[slot, flat] = task_id
+        self.frozen[new] = self.weight.detach()[new]
+        self.owner[new] = task_id
+        self.renew = self.renew_task = None
         return own

@@ -145,10 +145,11 @@ class TSNNetwork(nn.Module):
 
     def __init__(
         self, backbone: nn.Module, input_shape: Sequence[int], generator: torch.Generator,
-        init_seed: int | None = None,
+        init_seed: int | None = None, slots: int = 1,
     ) -> None:
         """``init_seed``: draw the masked layers' initial values anew from this seed (each
-        layer's own ``reset_parameters``, in module order); None keeps the module's values."""
+        layer's own ``reset_parameters``, in module order); None keeps the module's values.
+        ``slots``: values of different tasks a weight position may hold (`nn.masked`)."""
         super().__init__()
         parts = adopt_parts(backbone)
         self.backbone = deepcopy(backbone)  # the user's module stays as it was given
@@ -163,7 +164,7 @@ class TSNNetwork(nn.Module):
         for spec in parts.masked:
             module = self.backbone.get_submodule(spec.module)
             self._add_layer(spec.name, MaskedParam(getattr(module, spec.param), spec.fan_in,
-                                                   generator))
+                                                   generator, slots))
             module._parameters[spec.param] = None  # its values come in with every forward
             self._module_of[spec.name] = spec.module
         self.heads = nn.ModuleList()
@@ -261,7 +262,8 @@ class TSNNetwork(nn.Module):
         self.n_copies += 1
         for name in self.param_names:
             base = self.layers[_key(name)]
-            layer = MaskedParam(base.weight, base.fan_in, generator).to(base.weight.device)
+            layer = MaskedParam(base.weight, base.fan_in, generator, base.slots).to(
+                base.weight.device)
             layer.reset(generator)
             self._add_layer(f"{COPY_PREFIX}{self.n_copies}.{name}", layer)
         return self.n_copies
@@ -324,7 +326,7 @@ class TSNNetwork(nn.Module):
     ) -> dict[str, Tensor]:
         """The masked weights of task ``task_id``, by their names in the backbone."""
         return {
-            local: layer.masked_weight(masks[name], scores_grad=train)
+            local: layer.masked_weight(masks[name], scores_grad=train, task_id=task_id)
             for name, (local, layer) in self.task_layers(task_id).items()
         }
 

@@ -189,7 +189,7 @@ def task_ops(
         mask = masks[name].to(layer.owner.device, torch.bool)
         kept_bits = None
         if weight_bits is not None:
-            owner = layer.owner[mask].long()
+            owner = layer.owners_for(task_id)[mask].long()
             owner = torch.where(owner < 0, task_id, owner)
             table = torch.tensor([bits.get(name, 0) for bits in weight_bits], device=owner.device)
             kept_bits = int(table[owner].sum())
