@@ -330,15 +330,17 @@ def test_table3_shows_the_accuracy_the_bit_width_search_measured(
 
 def test_task_inference_table_and_heatmap(runs: dict[str, Path], tmp_path: Path) -> None:
     from tinysubnets import load
-    from tinysubnets.nn.inference import measure_inference
+    from tinysubnets.nn.inference import CRITERIA, measure_inference
 
     folder = _copy(runs["pruned"], tmp_path)
     write_report([folder])
     text = (folder / "report.md").read_text()
-    part = text.split("Without task ids (task inference, entropy)")[1].split("\n## ")[0]
     model = load(folder / "model.tsn")
+    assert model.criterion in CRITERIA  # the run chose one on its validation data
+    part = text.split(f"Without task ids (task inference, {model.criterion})")[1].split(
+        "\n## ")[0]
     splits = [task.split("test") for task in build_scenario(resolved_config(folder)).tasks]
-    rows = measure_inference(model, splits, "entropy")
+    rows = measure_inference(model, splits, model.criterion)
     for t, r in enumerate(rows):  # given, found per input and per batch, inferred
         assert (f"| {t} | {r.task_incremental:.2f} | {r.task_found:.2f} | {r.batch_found:.2f} "
                 f"| {r.class_incremental:.2f} |") in part

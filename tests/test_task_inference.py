@@ -128,3 +128,35 @@ def test_non_finite_inputs_infer_no_task(trained) -> None:
             predictor.predict(x)
         with pytest.raises(DataError, match="NaN or infinite"):
             predictor.infer_task(x.numpy())
+
+
+def test_the_run_chooses_its_criterion_on_validation_data(trained) -> None:
+    from conftest import with_header
+
+    from tinysubnets.artifact.reader import decode, parse
+    from tinysubnets.errors import DataError
+    from tinysubnets.nn.inference import choose_criterion
+
+    learner, model, tests, out, _ = trained
+    vals = [task.split("val") for task in build_scenario(tiny_config()).tasks]
+    best, rates = choose_criterion(learner, vals)
+    assert rates[best] == max(rates.values()) and learner.criterion == best
+    assert model.criterion == best == model.header["inference"]["criterion"]
+    x = torch.cat(tests)[::7]
+    assert np.array_equal(model.predict(x), model.predict(x, criterion=best))
+    data = (out / "model.tsn").read_bytes()
+    plain = decode(parse(with_header(data, lambda h: h.pop("inference")), "old"))
+    assert plain.criterion is None and plain.default_criterion == "entropy"
+    for bad in ({"criterion": "loudest"}, ["entropy"], {"criterion": 3}):
+        with pytest.raises(DataError, match="inference entry .* does not name a criterion"):
+            parse(with_header(data, lambda h, b=bad: h.update(inference=b)), "forged")
+
+
+def test_the_chosen_criterion_survives_the_checkpoint(trained) -> None:
+    from tinysubnets.runs import setup
+
+    learner = trained[0]
+    fresh = setup(tiny_config(), None, None).new_learner(tiny_config())
+    assert fresh.criterion is None
+    fresh.load_state_dict(learner.state_dict())
+    assert fresh.criterion == learner.criterion is not None

@@ -234,8 +234,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="also measure without task ids: how often each input's task is found "
                    "(per input and per batch of 64) and the accuracy with the inferred task "
                    "(class-incremental)")
-    e.add_argument("--criterion", choices=CRITERIA, default="entropy",
-                   help="how a task's confidence is scored for --infer-task (default: entropy)")
+    e.add_argument("--criterion", choices=CRITERIA,
+                   help="how a task's confidence is scored for --infer-task (default: the one "
+                   "the run measured best on validation data, recorded in the file; entropy "
+                   "for files without one)")
     e.add_argument("--threads", type=_positive, help="CPU threads for torch")
     e.add_argument("--device", default="cpu", metavar="DEV",
                    help="where to compute: cpu (default), cuda, cuda:N, or auto")
@@ -418,8 +420,9 @@ def _eval_inferring(args: argparse.Namespace, console: Console, model: Compresse
 
     from tinysubnets.nn.inference import measure_inference
 
-    rows = measure_inference(model, splits, args.criterion)
-    table = Table(title=f"{args.model}: without task ids ({args.criterion}), from the file alone")
+    criterion = args.criterion or model.default_criterion
+    rows = measure_inference(model, splits, criterion)
+    table = Table(title=f"{args.model}: without task ids ({criterion}), from the file alone")
     for col in ("task", "given task %", "task found %", "per batch of 64 %",
                 "inferred task %"):
         table.add_column(col, justify="right")

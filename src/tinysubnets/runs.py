@@ -37,6 +37,7 @@ from tinysubnets.config import IDENTITY_FREE, RunConfig, config_from_dict, prese
 from tinysubnets.errors import ConfigError, DataError, ShapeError, shown
 from tinysubnets.learner.learner import Learner
 from tinysubnets.nn.backbones import build_backbone
+from tinysubnets.nn.inference import choose_criterion
 from tinysubnets.runfolder import check_out, locked
 from tinysubnets.scenarios import Scenario, backbone_of, build_scenario, image_size_of
 from tinysubnets.tasks import Task
@@ -552,12 +553,17 @@ def _learn_tasks(
         trained = time.perf_counter()
         row, retest = retest_row(cfg, learner, scenario, result, t, final=t == last - 1)
         result.R.append(row)
+        if t == last - 1:  # the run's last task: which criterion infers its tasks best
+            learner.criterion, rates = choose_criterion(
+                learner, [scenario.tasks[j].split("val") for j in range(t + 1)])
         tested = time.perf_counter()
         model_file = _model_file(cfg, scenario, learner, result, mask_cache)
         if out is not None:
             write_bytes(out / MODEL_FILE, model_file)
         info = asdict(record)
         info.update(digest=learner.task_digest(t), retest=retest)
+        if t == last - 1:
+            info["inference"] = {"criterion": learner.criterion, "task_found_pct": rates}
         info["phase_s"].update(evaluate=tested - trained, model_file=time.perf_counter() - tested)
         info.update(
             time_s=time.perf_counter() - start,  # everything, the model file included

@@ -42,6 +42,7 @@ class CompressedModel(TaskPredictor, nn.Module):
         self.net = net
         self.masks = masks
         self.header = header
+        self.criterion = (header.get("inference") or {}).get("criterion")  # the run's choice
         self.capacity = capacity
         self.replay_memory = list(replay or [])
         self.task_info = list(task_info or [])

@@ -39,6 +39,7 @@ from tinysubnets.compression.value_coding import ValueBlock, check_block, decode
 from tinysubnets.errors import DataError, TSNError, clipped, shown
 from tinysubnets.nn.adopt import adopt_parts
 from tinysubnets.nn.backbones import BACKBONES, build_backbone
+from tinysubnets.nn.inference import CRITERIA
 from tinysubnets.nn.network import (
     COPY_PREFIX,
     HEAD,
@@ -138,6 +139,10 @@ def parse(data: bytes, source: str) -> ParsedModel:
         raise DataError(f"{source}: the header's scenario is not a mapping")
     replay = _replay_entries(source, header, len(tasks), input_shape)
     slots = _count(source, header, "slots", 1, bounds.MAX_SLOTS, default=1)
+    inference = header.get("inference", {})
+    if not (isinstance(inference, dict) and inference.get("criterion", "entropy") in CRITERIA):
+        raise DataError(f"{source}: the header's inference entry {shown(inference)} does not "
+                        f"name a criterion of {', '.join(CRITERIA)}")
     expected = expected_sections(list(layers), len(tasks), bool(norms), replay is not None,
                                  slots > 1)
     if len(chunks) != len(expected):

@@ -120,6 +120,8 @@ def model_bytes(
     }
     if slots > 1:  # a file without slots has no entry, and reads as version 3 did
         header["slots"] = slots
+    if getattr(learner, "criterion", None):  # the task-inference criterion its run chose
+        header["inference"] = {"criterion": learner.criterion}
     if net.n_copies:  # a file without backbone copies has no entry
         header["copies"] = net.n_copies
         for task, f in zip(tasks, finished, strict=True):

@@ -29,7 +29,7 @@ from tinysubnets.learner.replay import keep_samples
 from tinysubnets.learner.similarity import FeatureStats, divergences, feature_stats, sample
 from tinysubnets.learner.trainer import TrainOutcome, mask_selectors, select_masks, train_task
 from tinysubnets.nn.evaluate import accuracy
-from tinysubnets.nn.inference import TaskPredictor
+from tinysubnets.nn.inference import CRITERIA, TaskPredictor
 from tinysubnets.nn.network import TSNNetwork, as_batch, check_task_id
 from tinysubnets.tasks import Split, Task
 
@@ -115,6 +115,8 @@ class Learner(TaskPredictor):
         self.n_classes: list[int] = []
         # per finished task, what consolidation froze (the model file writes it as it is)
         self.finished: list[FinishedTask] = []
+        # the task-inference criterion its run measured best (`nn.inference.choose_criterion`)
+        self.criterion: str | None = None
 
     @property
     def num_tasks(self) -> int:
@@ -313,6 +315,7 @@ class Learner(TaskPredictor):
             "replay": [(m.x.clone(), m.y.clone()) for m in self.replay],
             "copy_of": list(self.net.copy_of[: self.num_tasks]),
             "finished": [f.state() for f in self.finished],
+            "criterion": self.criterion,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -332,3 +335,5 @@ class Learner(TaskPredictor):
         ]
         self.replay = [Split(x.cpu(), y.cpu()) for x, y in state.get("replay", [])]
         self.finished = [FinishedTask.from_state(f) for f in state["finished"]]
+        criterion = state.get("criterion")
+        self.criterion = criterion if criterion in CRITERIA else None

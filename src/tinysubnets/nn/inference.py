@@ -26,7 +26,8 @@ from tinysubnets.nn.network import as_batch
 from tinysubnets.tasks import Split, iterate_batches
 
 CRITERIA = ("entropy", "max_prob", "energy", "activation")
-DEFAULT_CRITERION = "entropy"
+DEFAULT_CRITERION = "entropy"  # a predictor whose run chose none (`choose_criterion`)
+CALIBRATION_INPUTS = 256  # validation inputs of each task that `choose_criterion` scores
 
 
 def check_criterion(criterion: str) -> str:
@@ -67,9 +68,17 @@ def choose_tasks(scores: Tensor, per_batch: bool = False) -> Tensor:
 class TaskPredictor:
     """Prediction over the finished tasks, with or without a task id: what a trained learner
     and a loaded model file share. A subclass gives `num_tasks`, `logits(x, t)` (checked
-    inputs, task t's logits) and `labels(t)` (task t's labels, in class-index order)."""
+    inputs, task t's logits) and `labels(t)` (task t's labels, in class-index order), and may
+    set ``criterion``: the one its run measured best (`choose_criterion`), used when a call
+    names none."""
 
     num_tasks: int
+    criterion: str | None = None
+
+    @property
+    def default_criterion(self) -> str:
+        """The criterion a call without one uses: the run's choice, else entropy."""
+        return self.criterion or DEFAULT_CRITERION
 
     def logits(self, x: object, task_id: int) -> Tensor:  # pragma: no cover (abstract)
         raise NotImplementedError
@@ -82,9 +91,16 @@ class TaskPredictor:
     def labels(self, task_id: int) -> list:  # pragma: no cover (abstract)
         raise NotImplementedError
 
-    def _scored(self, x: object, criterion: str) -> tuple[list[Tensor], Tensor]:
+    def _scored(self, x: object, criterion: str | None) -> tuple[list[Tensor], Tensor]:
         """Every finished task's logits on ``x`` and the (T, N) scores, one forward a task."""
-        check_criterion(criterion)
+        logits, scores = self._all_scored(x, (criterion or self.default_criterion,))
+        return logits, next(iter(scores.values()))
+
+    def _all_scored(self, x: object, criteria: tuple[str, ...]
+                    ) -> tuple[list[Tensor], dict[str, Tensor]]:
+        """`_scored` for several criteria from the same forwards."""
+        for criterion in criteria:
+            check_criterion(criterion)
         if not self.num_tasks:
             raise ConfigError("the model holds no finished task: no task to infer")
         x = as_batch(x)  # once, not once a task
@@ -93,28 +109,32 @@ class TaskPredictor:
         if x.is_floating_point() and not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
             raise DataError("inputs hold NaN or infinite values: every task would be as "
                             "(un)confident on them, no task can be inferred")
-        logits, scores = [], []
+        logits: list[Tensor] = []
+        scores: dict[str, list[Tensor]] = {c: [] for c in criteria}
         for t in range(self.num_tasks):
             out, hidden = self.logits_and_hidden(x, t)
             logits.append(out)
-            scores.append(confidence(out, criterion, hidden))
-        return logits, torch.stack(scores)
+            for criterion in criteria:
+                scores[criterion].append(confidence(out, criterion, hidden))
+        return logits, {c: torch.stack(s) for c, s in scores.items()}
 
-    def task_scores(self, x: object, criterion: str = DEFAULT_CRITERION) -> Tensor:
-        """(T, N): how confident each finished task's subnetwork is on each input."""
+    def task_scores(self, x: object, criterion: str | None = None) -> Tensor:
+        """(T, N): how confident each finished task's subnetwork is on each input (None: the
+        default criterion)."""
         return self._scored(x, criterion)[1]
 
-    def infer_task(self, x: object, criterion: str = DEFAULT_CRITERION, per_batch: bool = False
+    def infer_task(self, x: object, criterion: str | None = None, per_batch: bool = False
                    ) -> Tensor:
         """The task each input most likely comes from (LongTensor (N,)); ``per_batch``: one
         task for the whole batch, known to come from a single task."""
         return choose_tasks(self.task_scores(x, criterion), per_batch).cpu()
 
-    def predict(self, x: object, task_id: int | None = None, criterion: str = DEFAULT_CRITERION,
+    def predict(self, x: object, task_id: int | None = None, criterion: str | None = None,
                 per_batch: bool = False) -> np.ndarray:
         """Predicted labels, as the user's own label values (int64 for integer labels, str for
-        strings). Without ``task_id`` the task is inferred (`infer_task`) and each input gets
-        its inferred task's label: class-incremental use."""
+        strings). Without ``task_id`` the task is inferred (`infer_task`, with ``criterion``
+        or the default one) and each input gets its inferred task's label: class-incremental
+        use."""
         if task_id is not None:
             index = self.logits(x, task_id).argmax(1).cpu().numpy()
             return np.asarray(self.labels(task_id))[index]
@@ -132,6 +152,23 @@ class TaskPredictor:
         return out
 
 
+def choose_criterion(predictor: TaskPredictor, splits: list[Split],
+                     per_task: int = CALIBRATION_INPUTS) -> tuple[str, dict[str, float]]:
+    """The criterion that finds the task of the most single inputs among the first
+    ``per_task`` of each finished task's split (validation data: the test data stay unseen),
+    and each criterion's rate (%). No criterion is best everywhere (docs/predict.md: on
+    p-MNIST the first layer's activation, on split CIFAR-10 the heads' entropy), so a run
+    measures it on its own tasks; ties go to the earlier criterion of `CRITERIA`."""
+    found = dict.fromkeys(CRITERIA, 0)
+    seen = 0
+    for t, split in enumerate(splits):
+        x = split.x[: min(per_task, len(split))]
+        _, scores = predictor._all_scored(x, CRITERIA)
+        for criterion, s in scores.items():
+            found[criterion] += int((choose_tasks(s.cpu()) == t).sum())
+        seen += len(x)
+    rates = {c: 100.0 * n / max(1, seen) for c, n in found.items()}
+    return max(CRITERIA, key=lambda c: (rates[c], -CRITERIA.index(c))), rates
 
 
 @dataclass(frozen=True)
@@ -149,13 +186,13 @@ class InferenceScores:
 
 
 def measure_inference(
-    predictor: TaskPredictor, splits: list[Split], criterion: str = DEFAULT_CRITERION,
+    predictor: TaskPredictor, splits: list[Split], criterion: str | None = None,
     batch: int = 64, chunk: int = 1024,
 ) -> list[InferenceScores]:
     """Task inference on each finished task's test split (``splits[t]``), ``chunk`` inputs at
     a time (every task's logits of a chunk are held at once; batches of ``batch`` are taken
-    within a chunk, so ``chunk`` should be a multiple of it)."""
-    check_criterion(criterion)
+    within a chunk, so ``chunk`` should be a multiple of it). None: the default criterion."""
+    criterion = check_criterion(criterion or predictor.default_criterion)
     out = []
     for t, split in enumerate(splits):
         found = right_ci = right_ti = batches = batches_found = 0

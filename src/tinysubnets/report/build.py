@@ -74,7 +74,7 @@ def _draw(ctx: Context, out: Path, report: Report) -> None:
         rows = measured.task_inference(ctx, run) if ctx.activations else None
         if isinstance(rows, list):  # measured (else the section says why not)
             fig = figures.inferred_tasks([r.inferred for r in rows], run.label,
-                                         measured.INFERENCE_CRITERION)
+                                         measured.inference_criterion(ctx, run))
             name = measured.INFERENCE_FIGURE
             _save_figure(fig, folder / name, out, ctx, (run.label, name), report)
     if ctx.several:

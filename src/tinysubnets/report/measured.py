@@ -13,7 +13,7 @@ from statistics import mean
 from tinysubnets.artifact import CompressedModel, load
 from tinysubnets.compression.activations import model_activation_accuracy
 from tinysubnets.errors import DataError, TSNError
-from tinysubnets.nn.inference import InferenceScores, measure_inference
+from tinysubnets.nn.inference import DEFAULT_CRITERION, InferenceScores, measure_inference
 from tinysubnets.report.context import Context, SectionOut
 from tinysubnets.report.flops import model_ops
 from tinysubnets.report.markdown import num, table
@@ -22,7 +22,6 @@ from tinysubnets.runs import USER_SCENARIO
 from tinysubnets.scenarios import Scenario, scenario_of_model
 
 ACTIVATION_BITS = (4, 8, 16)
-INFERENCE_CRITERION = "entropy"
 
 
 def _model(ctx: Context, run: RunData) -> CompressedModel | str | None:
@@ -46,6 +45,12 @@ def _model(ctx: Context, run: RunData) -> CompressedModel | str | None:
 INFERENCE_FIGURE = "task_inference.png"
 
 
+def inference_criterion(ctx: Context, run: RunData) -> str:
+    """The criterion `predict(x)` uses for the run's model: the one its run chose."""
+    model = _model(ctx, run)
+    return model.default_criterion if isinstance(model, CompressedModel) else DEFAULT_CRITERION
+
+
 def task_inference(ctx: Context, run: RunData) -> list[InferenceScores] | str | None:
     """Task inference on every finished task's test split, measured once per report (the
     section and the heatmap share it); or why it cannot be measured."""
@@ -57,7 +62,7 @@ def task_inference(ctx: Context, run: RunData) -> list[InferenceScores] | str | 
         else:
             scenario = _scenario(ctx, run, model)
             ctx.models[key] = scenario if isinstance(scenario, str) else measure_inference(
-                model, [task.split("test") for task in scenario.tasks], INFERENCE_CRITERION)
+                model, [task.split("test") for task in scenario.tasks])
     return ctx.models[key]
 
 
@@ -78,7 +83,7 @@ def task_inference_section(ctx: Context, run: RunData) -> SectionOut:
     """Without task ids: per task, how often its task is found and the accuracy with it."""
     if not ctx.activations:
         return None
-    title = f"Without task ids (task inference, {INFERENCE_CRITERION})"
+    title = f"Without task ids (task inference, {inference_criterion(ctx, run)})"
     rows = task_inference(ctx, run)
     if rows is None:
         return None
@@ -89,8 +94,9 @@ def task_inference_section(ctx: Context, run: RunData) -> SectionOut:
     cells.append(["mean", *[num(mean(float(c[i]) for c in cells)) for i in range(1, 5)]])
     figure = ctx.figure(run, INFERENCE_FIGURE)
     return title, [
-        "Each test input is given to every task's subnetwork and the most confident one (lowest "
-        "normalised entropy) answers (`model.predict(x)` without a task id). Task found: % of "
+        "Each test input is given to every task's subnetwork and the most confident one answers "
+        "(`model.predict(x)` without a task id; the criterion is the one the run measured best "
+        "on its validation data, recorded in the file). Task found: % of "
         "the task's inputs attributed to it, one by one and per batch of 64; with the task "
         "inferred, a wrong task is a wrong answer (class-incremental).",
         table(["task", "task given %", "task found %", "per batch of 64 %", "task inferred %"],
