@@ -65,8 +65,9 @@ class FuzzCNN(nn.Module):
 
 
 def build_bases(folder: Path, epochs: int) -> dict[str, Path]:
-    """Three honest model files: built-in p-MNIST (pruned, quantized), the same with a replay
-    memory and backbone copies, and a user CNN with BatchNorm and string labels."""
+    """Four honest model files: built-in p-MNIST (pruned, quantized), the same with a replay
+    memory and backbone copies, the same with 3 slots a weight (renewed positions), and a user
+    CNN with BatchNorm and string labels."""
     import tinysubnets as tsn
 
     torch.set_num_threads(1)
@@ -77,6 +78,8 @@ def build_bases(folder: Path, epochs: int) -> dict[str, Path]:
         "pmnist", tasks=3, seed=8, train=train, replay={"per_task": 4},
         similarity={"duplicate_above": 0.0})
     tsn.run(extras, folder / "extras", progress=False)
+    slotted = tsn.RunConfig.for_scenario("pmnist", tasks=3, seed=10, train={**train, "slots": 3})
+    tsn.run(slotted, folder / "slotted", progress=False)
     g = torch.Generator().manual_seed(3)
     tasks = []
     for t in range(2):
@@ -86,7 +89,7 @@ def build_bases(folder: Path, epochs: int) -> dict[str, Path]:
                                            [label(v) for v in xt]))
     tsn.run({"train": train, "seed": 9}, folder / "user", tasks=tasks, backbone=FuzzCNN(),
             progress=False)
-    return {name: folder / name / "model.tsn" for name in ("plain", "extras", "user")}
+    return {name: folder / name / "model.tsn" for name in ("plain", "extras", "slotted", "user")}
 
 
 # --- building one case ----------------------------------------------------------------------
@@ -267,7 +270,8 @@ def _sections(data: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
     header, body = split_file(data)
     sizes, named, pos = header.pop("sections"), {}, 0
     layout = expected_sections([name for name, _ in header["layers"]], len(header["tasks"]),
-                               bool(header.get("norms")), "replay" in header)
+                               bool(header.get("norms")), "replay" in header,
+                               header.get("slots", 1) != 1)
     for (name, *_), size in zip(layout, sizes, strict=True):
         named[name] = body[pos : pos + size]
         pos += size
@@ -279,7 +283,8 @@ def _pack(header: dict[str, Any], named: dict[str, bytes]) -> bytes:
     from tinysubnets.artifact.layout import expected_sections
 
     layout = expected_sections([name for name, _ in header["layers"]], len(header["tasks"]),
-                               bool(header.get("norms")), "replay" in header)
+                               bool(header.get("norms")), "replay" in header,
+                               header.get("slots", 1) != 1)
     chunks = [named.get(name, b"") for name, *_ in layout]
     return join_file({**header, "sections": [len(c) for c in chunks]}, b"".join(chunks))
 
