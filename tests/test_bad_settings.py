@@ -24,6 +24,11 @@ BAD = [
     ({"threads": 0}, "threads must be >= 1"),
     ({"threads": -1}, "threads must be >= 1"),
     ({"val_fraction": 0.0}, r"validation fraction must be in \(0, 1\)"),
+    ({"train": {"slots": 0}}, r"slots must be in \[1, 32\], got 0"),
+    ({"train": {"claim_fraction": 0.0}}, r"claim_fraction must be in \(0, 1\], got 0.0"),
+    ({"train": {"claim_fraction": 1.5}}, r"claim_fraction must be in \(0, 1\], got 1.5"),
+    ({"train": {"claim_fraction": float("nan")}}, "train setting claim_fraction must be a fin"),
+    ({"retest": "never"}, r"unknown retest rule 'never'; choose from \('verify', 'all'\)"),
 ]
 
 
@@ -41,6 +46,8 @@ def test_a_bad_setting_is_one_clear_error(settings: dict, message: str, tmp_path
     (["--seed", "-1"], "seed must be in"),
     (["--threads", "0"], "threads must be >= 1"),
     (["--stop-after", "-1"], "stop_after must be a number of tasks >= 0"),
+    (["--slots", "99"], "slots must be in [1, 32], got 99"),
+    (["--claim-fraction", "2"], "claim_fraction must be in (0, 1], got 2.0"),
 ])
 def test_bad_flags_exit_2_with_one_line(flags: list[str], message: str, tmp_path, capsys):
     assert main(["run", "--tasks", "1", "--out", str(tmp_path / "run"), *flags]) == 2
