@@ -153,21 +153,24 @@ class TaskPredictor:
 
 
 def choose_criterion(predictor: TaskPredictor, splits: list[Split],
-                     per_task: int = CALIBRATION_INPUTS) -> tuple[str, dict[str, float]]:
+                     per_task: int = CALIBRATION_INPUTS, chunk: int = 512
+                     ) -> tuple[str, dict[str, float]]:
     """The criterion that finds the task of the most single inputs among the first
     ``per_task`` of each finished task's split (validation data: the test data stay unseen),
     and each criterion's rate (%). No criterion is best everywhere (docs/predict.md: on
     p-MNIST the first layer's activation, on split CIFAR-10 the heads' entropy), so a run
     measures it on its own tasks; ties go to the earlier criterion of `CRITERIA`."""
+    # All tasks' inputs in chunks of ``chunk``: T forwards a chunk, not T a task (a learner
+    # recomputes a subnetwork's weights at every call).
+    xs = [split.x[: min(per_task, len(split))] for split in splits]
+    x = torch.cat([torch.as_tensor(v) for v in xs])
+    truth = torch.cat([torch.full((len(v),), t) for t, v in enumerate(xs)])
     found = dict.fromkeys(CRITERIA, 0)
-    seen = 0
-    for t, split in enumerate(splits):
-        x = split.x[: min(per_task, len(split))]
-        _, scores = predictor._all_scored(x, CRITERIA)
+    for start in range(0, len(x), chunk):
+        _, scores = predictor._all_scored(x[start : start + chunk], CRITERIA)
         for criterion, s in scores.items():
-            found[criterion] += int((choose_tasks(s.cpu()) == t).sum())
-        seen += len(x)
-    rates = {c: 100.0 * n / max(1, seen) for c, n in found.items()}
+            found[criterion] += int((choose_tasks(s.cpu()) == truth[start : start + chunk]).sum())
+    rates = {c: 100.0 * n / max(1, len(x)) for c, n in found.items()}
     return max(CRITERIA, key=lambda c: (rates[c], -CRITERIA.index(c))), rates
 
 
