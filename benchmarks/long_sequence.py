@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from tinysubnets import RunConfig, load, run
+from tinysubnets.report.pertask import first_last_means
 from tinysubnets.runs import resolved_config
 from tinysubnets.scenarios import build_scenario
 
@@ -31,12 +32,11 @@ CHECKPOINTS = (10, 50, 100)  # tasks at which the time per task is reported
 def summary(run_dir: Path) -> dict:
     """What the closing note reports of a run folder, from its results.json."""
     results = json.loads((run_dir / "results.json").read_text())
-    final, tasks = results["R"][-1], results["per_task"]
-    T = len(final)
+    tasks, T = results["per_task"], len(results["R"])
+    means = first_last_means(results["R"])  # what `tsn report` shows (None under 20 tasks)
     out = {
         "tasks": T, "acc": round(results["acc"], 2), "bwt": round(results["bwt"], 2),
-        "first10": round(sum(final[:10]) / min(10, T), 2),
-        "last10": round(sum(final[-10:]) / min(10, T), 2),
+        "first10": means and round(means[0], 2), "last10": means and round(means[1], 2),
         "file_bytes": results["model"]["file_bytes"],
         "capacity_pct": round(results["model"]["total_pct"], 2),
         "parts_pct": {k: round(v, 2) for k, v in results["model"]["parts_pct"].items()},

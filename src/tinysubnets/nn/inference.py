@@ -158,7 +158,7 @@ def choose_criterion(predictor: TaskPredictor, splits: list[Split],
     """The criterion that finds the task of the most single inputs among the first
     ``per_task`` of each finished task's split (validation data: the test data stay unseen),
     and each criterion's rate (%). No criterion is best everywhere (docs/predict.md: on
-    p-MNIST the first layer's activation, on split CIFAR-10 the heads' entropy), so a run
+    p-MNIST the first layer's activation, on split CIFAR-10 a head's confidence), so a run
     measures it on its own tasks; ties go to the earlier criterion of `CRITERIA`."""
     # All tasks' inputs in chunks of ``chunk``: T forwards a chunk, not T a task (a learner
     # recomputes a subnetwork's weights at every call).

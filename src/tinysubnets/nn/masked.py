@@ -123,29 +123,22 @@ class MaskSelector:
             return
         claimed = layer.claimed.detach().cpu().numpy().reshape(-1)
         n_claimed = int(claimed.sum())
-        open_ = claimed if layer.slots == 1 else layer.full.detach().cpu().numpy().reshape(-1)
-        self.renewing = layer.slots > 1 and bool((claimed & ~open_).any())
-        if self.renewing:
-            # Own weights go to positions with a free slot (unclaimed, or claimed and not
-            # full); shared ones to claimed positions the own ones left (at least k_new of
-            # them may be taken by the own ones).
-            open_ = ~open_
-            n_open = int(open_.sum())
-            k_new = min(new_budget, k, n_open)
-            k_shared = min(k - k_new, max(0, n_claimed - k_new))
-        else:
-            k_new = min(new_budget, k, n - n_claimed)
-            k_shared = min(k - k_new, n_claimed)
+        open_ = ~layer.full.detach().cpu().numpy().reshape(-1)  # a free slot (1 slot: unclaimed)
+        n_open = int(open_.sum())
+        # With slots, own weights may also renew claimed positions that are not full; the
+        # shared ones then take claimed positions the own ones left (k_new of them at most).
+        self.renewing = bool((claimed & open_).any())
+        k_new = min(new_budget, k, n_open)
+        k_shared = min(k - k_new, max(0, n_claimed - (k_new if self.renewing else 0)))
         if share_ratio is not None:  # the mask may then hold fewer than k weights
             k_shared = min(k_shared, round(share_ratio * n))
+        self.size = k_new + k_shared  # ones in every mask this selector returns
         if self.renewing:
             self.open, self.claimed_flat = open_, claimed
             self.k_new, self.k_shared, self.n_open = k_new, k_shared, n_open
-            self.size = k_new + k_shared
             return
-        free = None if n_claimed == 0 else ~claimed
-        self.groups = [(free, k_new, n - n_claimed), (claimed, k_shared, n_claimed)]
-        self.size = k_new + k_shared  # ones in every mask this selector returns
+        free = None if n_claimed == 0 else open_
+        self.groups = [(free, k_new, n_open), (claimed, k_shared, n_claimed)]
 
     def _renewing_mask(self) -> Tensor:
         """Own weights first (top-k of |score| among positions with a free slot), then shared
