@@ -22,8 +22,9 @@ import torch
 from torch import nn
 
 import tinysubnets as tsn
-from tinysubnets.nn.inference import CRITERIA, measure_inference
+from tinysubnets.nn.inference import BATCH_CRITERIA, CRITERIA, measure_criteria
 from tinysubnets.scenarios.recorded import recorded_scenario
+from tinysubnets.tasks import Split
 
 
 def dense_twin(model: tsn.CompressedModel, task_id: int) -> nn.Module:
@@ -70,6 +71,31 @@ def throughput(model: tsn.CompressedModel, x: torch.Tensor, repeats: int) -> dic
     return {"dense_all_tasks_s": dense, "file_all_tasks_s": masked, "logits_ratio": masked / dense,
             "predict_without_id_s": predict, "predict_ratio_to_T_dense": predict / dense,
             "dense_twin_equal": same, "cache_bytes": model.cache_bytes}
+
+
+def batch_inference(model: tsn.CompressedModel, splits: list, criterion: str, batch: int,
+                    limit: int | None) -> dict[str, float]:
+    """Inference of one task per batch of ``batch`` test inputs (the first ``limit`` batches
+    of each task; None: all): how often the batch's task is found, the accuracy with it
+    (class-incremental), and the milliseconds a batch takes, choice and answer included."""
+    found = right = n = batches = 0
+    start = time.perf_counter()
+    with torch.no_grad():
+        for t, split in enumerate(splits):
+            stop = len(split) - len(split) % batch
+            if limit is not None:
+                stop = min(stop, limit * batch)
+            for i in range(0, stop, batch):
+                x, y = split.x[i : i + batch], split.y[i : i + batch]
+                task = int(model.infer_task(x, criterion, per_batch=True)[0])
+                found += int(task == t)
+                if task == t:
+                    right += int((model.logits(x, t).argmax(1) == y).sum())
+                n, batches = n + len(x), batches + 1
+    seconds = time.perf_counter() - start
+    return {"batch_found": 100.0 * found / max(1, batches),
+            "class_incremental": 100.0 * right / max(1, n), "batches": batches,
+            "ms_per_batch": 1000.0 * seconds / max(1, batches)}
 
 
 def dense_bounds(model: tsn.CompressedModel, scenario, epochs: int, seed: int
@@ -136,32 +162,55 @@ def main() -> None:
     parser.add_argument("--bounds", action="store_true",
                         help="also train the dense joint (upper) and fine-tuned (lower) bounds")
     parser.add_argument("--epochs", type=int, default=3, help="of the bounds' training")
+    parser.add_argument("--criteria", default=",".join(CRITERIA),
+                        help="criteria measured per input (default: all)")
+    parser.add_argument("--test-per-task", type=int,
+                        help="measure on the first N test inputs of each task (default: all; "
+                             "for many tasks: every input goes through every subnetwork)")
+    parser.add_argument("--batch-criteria", default=",".join(BATCH_CRITERIA),
+                        help="criteria measured one task per batch of 64, timed, beside the "
+                             "model's own criterion (SupSup's one-shot gradient: oneshot)")
+    parser.add_argument("--batches-per-task", type=int,
+                        help="batches of 64 of each task those take (default: all)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = tsn.load(args.model)
     rebuilt = recorded_scenario(model.scenario, model.num_tasks, args.data_dir)
     splits = [task.split("test") for task in rebuilt.scenario.tasks]
+    x = splits[0].x[: args.inputs]  # task 0's inputs through every task, timed
+    if args.test_per_task:
+        splits = [Split(s.x[: args.test_per_task], s.y[: args.test_per_task]) for s in splits]
     report: dict[str, object] = {"model": str(args.model), "tasks": model.num_tasks,
-                                 "threads": args.threads, "criteria": {}}
-    for criterion in CRITERIA:
-        start = time.perf_counter()
-        rows = measure_inference(model, splits, criterion)
+                                 "threads": args.threads, "test_per_task": args.test_per_task,
+                                 "criteria": {}}
+    criteria = tuple(filter(None, args.criteria.split(",")))
+    start = time.perf_counter()
+    measured = measure_criteria(model, splits, criteria)  # the same forwards for every one
+    seconds = time.perf_counter() - start
+    for criterion, rows in measured.items():
         n = len(rows)
         summary = {
             "task_found": sum(r.task_found for r in rows) / n,
             "batch_found": sum(r.batch_found for r in rows) / n,
             "class_incremental": sum(r.class_incremental for r in rows) / n,
             "task_incremental": sum(r.task_incremental for r in rows) / n,
-            "seconds": time.perf_counter() - start,
+            "seconds_all_criteria": seconds,
             "per_task": [r.__dict__ for r in rows],
         }
         report["criteria"][criterion] = summary
         print(f"{criterion:9s} task found {summary['task_found']:6.2f} % per input, "
               f"{summary['batch_found']:6.2f} % per batch of 64; ACC "
               f"{summary['class_incremental']:.2f} inferred / "
-              f"{summary['task_incremental']:.2f} given ({summary['seconds']:.1f} s)")
-    x = torch.cat([s.x[: args.inputs] for s in splits[:1]])
+              f"{summary['task_incremental']:.2f} given")
+    print(f"({seconds:.1f} s for the {len(criteria)} criteria, from the same forwards)")
+    report["per_batch"] = {}
+    for criterion in [model.default_criterion, *filter(None, args.batch_criteria.split(","))]:
+        row = batch_inference(model, splits, criterion, 64, args.batches_per_task)
+        report["per_batch"][criterion] = row
+        print(f"{criterion:9s} one task per batch of 64: found {row['batch_found']:6.2f} % of "
+              f"{row['batches']} batches, ACC {row['class_incremental']:.2f} inferred, "
+              f"{row['ms_per_batch']:.1f} ms a batch")
     speed = throughput(model, x, args.repeats)
     report["speed"] = speed
     print(f"logits of all {model.num_tasks} tasks on {len(x)} inputs: file "

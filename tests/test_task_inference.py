@@ -160,3 +160,69 @@ def test_the_chosen_criterion_survives_the_checkpoint(trained) -> None:
     assert fresh.criterion is None
     fresh.load_state_dict(learner.state_dict())
     assert fresh.criterion == learner.criterion is not None
+
+
+def test_a_one_hot_mixture_is_that_task_bit_for_bit(trained) -> None:
+    from tinysubnets.nn.mixture import mixture_logits
+
+    learner, model, tests, _, _ = trained
+    x = tests[2][:32]
+    for predictor in (learner, model):
+        weights = [predictor.task_weights(t) for t in range(predictor.num_tasks)]
+        for t in range(predictor.num_tasks):
+            alpha = torch.nn.functional.one_hot(torch.tensor(t), predictor.num_tasks).float()
+            mixed = mixture_logits(predictor.net, x, weights, alpha)
+            assert torch.equal(mixed, predictor.logits(x, t)), t
+
+
+def test_the_oneshot_score_is_minus_the_entropy_slope(trained) -> None:
+    from tinysubnets.nn.mixture import mixture_logits, oneshot_scores
+
+    _, model, tests, _, _ = trained
+    x, tasks = tests[0][:64], model.num_tasks
+    weights = [model.task_weights(t) for t in range(tasks)]
+
+    def entropy(alpha: torch.Tensor) -> float:
+        log_p = torch.log_softmax(mixture_logits(model.net, x, weights, alpha).double(), 1)
+        return float(-(log_p.exp() * log_p).sum())
+
+    scores, eps = oneshot_scores(model.net, x, weights), 1e-3
+    for t in range(tasks):
+        step = torch.nn.functional.one_hot(torch.tensor(t), tasks).float() * eps
+        uniform = torch.full((tasks,), 1.0 / tasks)
+        slope = (entropy(uniform + step) - entropy(uniform - step)) / (2 * eps)
+        assert abs(-slope - float(scores[t])) <= 0.02 * abs(slope) + 1e-2, (t, slope, scores)
+
+
+def test_oneshot_names_one_task_per_batch_only(trained) -> None:
+    from copy import deepcopy
+
+    from tinysubnets.nn.mixture import oneshot_scores
+
+    learner, model, tests, _, _ = trained
+    x = tests[1][:64]
+    found = model.infer_task(x, "oneshot", per_batch=True)
+    best = int(oneshot_scores(model.net, x, [model.task_weights(t) for t in range(3)]).argmax())
+    assert found.tolist() == [best] * 64
+    assert torch.equal(learner.infer_task(x, "oneshot", per_batch=True), found)
+    assert np.array_equal(model.predict(x, criterion="oneshot", per_batch=True),
+                          model.predict(x, best))
+    assert model.infer_task(x[:0], "oneshot", per_batch=True).shape == (0,)
+    with pytest.raises(ConfigError, match="one task for a whole batch.*per_batch=True"):
+        model.infer_task(x, "oneshot")
+    with pytest.raises(ConfigError, match="one task for a whole batch"):
+        model.task_scores(x, "oneshot")
+    net = deepcopy(model.net)
+    net.heads[1] = torch.nn.Linear(net.out_features, 4)
+    with pytest.raises(ConfigError, match="heads have 4, 10 classes"):
+        oneshot_scores(net, x, [model.task_weights(t) for t in range(3)])
+
+
+def test_criteria_measured_together_are_each_measured_alone(trained) -> None:
+    from tinysubnets.nn.inference import measure_criteria
+
+    _, model, _, _, splits = trained
+    small = [type(s)(s.x[:300], s.y[:300]) for s in splits]
+    together = measure_criteria(model, small, CRITERIA, chunk=256)
+    for criterion in CRITERIA:
+        assert together[criterion] == measure_inference(model, small, criterion, chunk=256)

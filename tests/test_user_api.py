@@ -241,3 +241,14 @@ def test_a_user_run_folder_gets_its_report(cnn_run, tmp_path: Path) -> None:
     table6 = full.split("(Table 6)")[1].split("##")[0]
     assert "| mean |" in table6 and "Not measured" not in table6
     assert "the run's tasks are the user's own" in full.split("(Table 7)")[1]
+
+
+def test_a_one_hot_mixture_of_user_subnetworks_mixes_norms_too(cnn_run) -> None:
+    from tinysubnets.nn.mixture import mixture_logits
+
+    learner = cnn_run[4]
+    weights = [learner.task_weights(t) for t in range(3)]
+    for t in range(3):  # BatchNorm statistics and biases of task t, nothing of the others
+        alpha = torch.nn.functional.one_hot(torch.tensor(t), 3).float()
+        assert torch.equal(mixture_logits(learner.net, _probe(), weights, alpha),
+                           learner.logits(_probe(), t))

@@ -290,6 +290,13 @@ class Learner(TaskPredictor):
         task_id = check_task_id(task_id, self.num_tasks)
         return self.net.task_digest(task_id, self.masks[task_id])
 
+    def task_weights(self, task_id: int) -> dict[str, Tensor]:
+        """A finished task's masked weights, by their names in the backbone (computed anew:
+        a learner's layers grow with every task)."""
+        task_id = check_task_id(task_id, self.num_tasks)
+        with torch.no_grad():
+            return self.net.task_weights(task_id, self.masks[task_id])
+
     def logits(self, x: Tensor | np.ndarray | list, task_id: int) -> Tensor:
         """Logits of a finished task on model-ready inputs ``x`` (N, *input shape): the input
         contract of `CompressedModel.logits` (floats cast to float32, integer inputs refused,

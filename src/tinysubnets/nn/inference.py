@@ -9,7 +9,9 @@ task (scores summed over the batch).
 The criteria (`CRITERIA`) compare heads of different class counts, so the two that depend on it
 are normalised: ``entropy`` is minus the entropy divided by log k (0 = certain, -1 = uniform),
 ``max_prob`` is the top probability rescaled so that 1/k maps to 0 and 1 to 1; ``energy`` is
-the logsumexp of the logits (Liu et al. 2020), which has no such baseline.
+the logsumexp of the logits (Liu et al. 2020), which has no such baseline. ``oneshot``
+(`nn.mixture`, SupSup's one-shot gradient) scores a whole batch from one forward and backward
+through the mixture of all subnetworks, so it only names one task per batch.
 """
 
 from __future__ import annotations
@@ -22,18 +24,25 @@ import torch
 from torch import Tensor
 
 from tinysubnets.errors import ConfigError, DataError
-from tinysubnets.nn.network import as_batch
+from tinysubnets.nn.mixture import oneshot_scores
+from tinysubnets.nn.network import TSNNetwork, as_batch
 from tinysubnets.tasks import Split, iterate_batches
 
-CRITERIA = ("entropy", "max_prob", "energy", "activation")
+CRITERIA = ("entropy", "max_prob", "energy", "activation")  # a score per input and task
+BATCH_CRITERIA = ("oneshot",)  # one task per batch, not a score per input (`nn.mixture`)
 DEFAULT_CRITERION = "entropy"  # a predictor whose run chose none (`choose_criterion`)
 CALIBRATION_INPUTS = 256  # validation inputs of each task that `choose_criterion` scores
 
 
-def check_criterion(criterion: str) -> str:
-    if criterion not in CRITERIA:
+def check_criterion(criterion: str, per_batch: bool = False) -> str:
+    """``criterion`` if it can infer tasks per input (or, with ``per_batch``, per batch)."""
+    if criterion in BATCH_CRITERIA and not per_batch:
+        raise ConfigError(f"the {criterion} criterion names one task for a whole batch (a "
+                          f"gradient over the batch), not one per input: pass per_batch=True, "
+                          f"or use one of {', '.join(CRITERIA)}")
+    if criterion not in CRITERIA + BATCH_CRITERIA:
         raise ConfigError(f"unknown task-inference criterion {criterion!r}; known: "
-                          f"{', '.join(CRITERIA)}")
+                          f"{', '.join(CRITERIA + BATCH_CRITERIA)}")
     return criterion
 
 
@@ -68,11 +77,13 @@ def choose_tasks(scores: Tensor, per_batch: bool = False) -> Tensor:
 class TaskPredictor:
     """Prediction over the finished tasks, with or without a task id: what a trained learner
     and a loaded model file share. A subclass gives `num_tasks`, `logits(x, t)` (checked
-    inputs, task t's logits) and `labels(t)` (task t's labels, in class-index order), and may
-    set ``criterion``: the one its run measured best (`choose_criterion`), used when a call
-    names none."""
+    inputs, task t's logits), `labels(t)` (task t's labels, in class-index order),
+    `task_weights(t)`, ``net`` and ``device``, and may set ``criterion``: the one its run
+    measured best (`choose_criterion`), used when a call names none."""
 
     num_tasks: int
+    net: TSNNetwork
+    device: torch.device
     criterion: str | None = None
 
     @property
@@ -91,6 +102,31 @@ class TaskPredictor:
     def labels(self, task_id: int) -> list:  # pragma: no cover (abstract)
         raise NotImplementedError
 
+    def task_weights(self, task_id: int) -> dict[str, Tensor]:  # pragma: no cover (abstract)
+        raise NotImplementedError
+
+    def _checked(self, x: object) -> Tensor:
+        """``x`` as a batch on the model's device, refused if no task is finished or if it
+        holds NaN or infinite values (every task would be as (un)confident on them)."""
+        if not self.num_tasks:
+            raise ConfigError("the model holds no finished task: no task to infer")
+        x = as_batch(x)
+        # The sum is a 30x cheaper test; only a non-finite sum (or an overflow of huge finite
+        # values) needs the exact one.
+        if x.is_floating_point() and not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
+            raise DataError("inputs hold NaN or infinite values: every task would be as "
+                            "(un)confident on them, no task can be inferred")
+        return x
+
+    def _oneshot_task(self, x: object) -> Tensor:
+        """The batch's task by SupSup's one-shot gradient (`nn.mixture`), for every input."""
+        x = self.net.fit_input(self._checked(x).to(self.device))
+        if not len(x):
+            return torch.zeros(0, dtype=torch.int64)
+        weights = [self.task_weights(t) for t in range(self.num_tasks)]
+        task = oneshot_scores(self.net, x, weights).argmax().cpu()
+        return task.expand(len(x)).clone()
+
     def _scored(self, x: object, criterion: str | None) -> tuple[list[Tensor], Tensor]:
         """Every finished task's logits on ``x`` and the (T, N) scores, one forward a task."""
         logits, scores = self._all_scored(x, (criterion or self.default_criterion,))
@@ -101,14 +137,7 @@ class TaskPredictor:
         """`_scored` for several criteria from the same forwards."""
         for criterion in criteria:
             check_criterion(criterion)
-        if not self.num_tasks:
-            raise ConfigError("the model holds no finished task: no task to infer")
-        x = as_batch(x)  # once, not once a task
-        # The sum is a 30x cheaper test; only a non-finite sum (or an overflow of huge finite
-        # values) needs the exact one.
-        if x.is_floating_point() and not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
-            raise DataError("inputs hold NaN or infinite values: every task would be as "
-                            "(un)confident on them, no task can be inferred")
+        x = self._checked(x)  # once, not once a task
         logits: list[Tensor] = []
         scores: dict[str, list[Tensor]] = {c: [] for c in criteria}
         for t in range(self.num_tasks):
@@ -126,7 +155,10 @@ class TaskPredictor:
     def infer_task(self, x: object, criterion: str | None = None, per_batch: bool = False
                    ) -> Tensor:
         """The task each input most likely comes from (LongTensor (N,)); ``per_batch``: one
-        task for the whole batch, known to come from a single task."""
+        task for the whole batch, known to come from a single task (the only way ``oneshot``
+        infers)."""
+        if check_criterion(criterion or self.default_criterion, per_batch) in BATCH_CRITERIA:
+            return self._oneshot_task(x)
         return choose_tasks(self.task_scores(x, criterion), per_batch).cpu()
 
     def predict(self, x: object, task_id: int | None = None, criterion: str | None = None,
@@ -138,6 +170,11 @@ class TaskPredictor:
         if task_id is not None:
             index = self.logits(x, task_id).argmax(1).cpu().numpy()
             return np.asarray(self.labels(task_id))[index]
+        if check_criterion(criterion or self.default_criterion, per_batch) in BATCH_CRITERIA:
+            tasks = self._oneshot_task(x)
+            if not len(tasks):
+                return np.asarray(self.labels(0))[:0]
+            return self.predict(x, int(tasks[0]))  # one forward of the task found
         logits, scores = self._scored(x, criterion)
         tasks = choose_tasks(scores, per_batch).cpu().numpy()
         used = np.unique(tasks).tolist()
@@ -196,25 +233,40 @@ def measure_inference(
     a time (every task's logits of a chunk are held at once; batches of ``batch`` are taken
     within a chunk, so ``chunk`` should be a multiple of it). None: the default criterion."""
     criterion = check_criterion(criterion or predictor.default_criterion)
-    out = []
+    return measure_criteria(predictor, splits, (criterion,), batch, chunk)[criterion]
+
+
+def measure_criteria(
+    predictor: TaskPredictor, splits: list[Split], criteria: tuple[str, ...],
+    batch: int = 64, chunk: int = 1024,
+) -> dict[str, list[InferenceScores]]:
+    """`measure_inference` for several criteria, from the same forwards (one per task and
+    chunk, whatever the number of criteria)."""
+    counts = {c: [] for c in criteria}
     for t, split in enumerate(splits):
-        found = right_ci = right_ti = batches = batches_found = 0
-        inferred = torch.zeros(predictor.num_tasks, dtype=torch.int64)
+        found = dict.fromkeys(criteria, 0)
+        right_ci = dict.fromkeys(criteria, 0)
+        batches_found = dict.fromkeys(criteria, 0)
+        inferred = {c: torch.zeros(predictor.num_tasks, dtype=torch.int64) for c in criteria}
+        right_ti = batches = 0
         for x, y in iterate_batches(split, chunk):
             y = y.cpu()
-            logits, scores = predictor._scored(x, criterion)
-            scores = scores.cpu()
-            tasks = choose_tasks(scores)
+            logits, scores = predictor._all_scored(x, criteria)
             own = logits[t].argmax(1).cpu()
-            found += int((tasks == t).sum())
             right_ti += int((own == y).sum())
-            right_ci += int(((tasks == t) & (own == y)).sum())
-            inferred += torch.bincount(tasks, minlength=predictor.num_tasks)
-            for b in range(0, len(x) - batch + 1, batch):  # whole batches only
-                batches += 1
-                batches_found += int(choose_tasks(scores[:, b : b + batch], True)[0] == t)
+            starts = range(0, len(x) - batch + 1, batch)  # whole batches only
+            batches += len(starts)
+            for c in criteria:
+                s = scores[c].cpu()
+                tasks = choose_tasks(s)
+                found[c] += int((tasks == t).sum())
+                right_ci[c] += int(((tasks == t) & (own == y)).sum())
+                inferred[c] += torch.bincount(tasks, minlength=predictor.num_tasks)
+                batches_found[c] += sum(int(choose_tasks(s[:, b : b + batch], True)[0] == t)
+                                        for b in starts)
         n = max(1, len(split))
-        out.append(InferenceScores(100.0 * found / n, 100.0 * batches_found / max(1, batches),
-                                   100.0 * right_ci / n, 100.0 * right_ti / n,
-                                   inferred.tolist()))
-    return out
+        for c in criteria:
+            counts[c].append(InferenceScores(
+                100.0 * found[c] / n, 100.0 * batches_found[c] / max(1, batches),
+                100.0 * right_ci[c] / n, 100.0 * right_ti / n, inferred[c].tolist()))
+    return counts

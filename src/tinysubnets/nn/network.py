@@ -332,11 +332,13 @@ class TSNNetwork(nn.Module):
 
     def features(
         self, x: Tensor, task_id: int, weights: dict[str, Tensor], start: int = 0,
-        stop: int | None = None,
+        stop: int | None = None, norms: dict[str, Tensor] | None = None,
     ) -> Tensor:
         """Stages ``start:stop`` of the backbone on ``x`` (the input of stage ``start``), with
-        ``weights`` and task ``task_id``'s norms."""
-        norms = self.norm_state(task_id) if self.norm_names else {}
+        ``weights`` and task ``task_id``'s norms (or ``norms``, named as `norm_state` names
+        them: a mixture of tasks' norms, `nn.mixture`)."""
+        if norms is None:
+            norms = self.norm_state(task_id) if self.norm_names else {}
         stages = zip(self.stages[start:stop], self._stage_slots[start:stop], strict=True)
         for (_, module, params, _), (slots, norm_keys) in stages:
             if not slots:
