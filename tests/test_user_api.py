@@ -252,3 +252,6 @@ def test_a_one_hot_mixture_of_user_subnetworks_mixes_norms_too(cnn_run) -> None:
         alpha = torch.nn.functional.one_hot(torch.tensor(t), 3).float()
         assert torch.equal(mixture_logits(learner.net, _probe(), weights, alpha),
                            learner.logits(_probe(), t))
+    # one-shot inference differentiates through the mixed affine norms, not the statistics
+    found = learner.infer_task(_probe(), "oneshot", per_batch=True)
+    assert found.shape == (40,) and len(found.unique()) == 1

@@ -3,11 +3,13 @@ through a superposition of every finished task's subnetwork, instead of one forw
 
 The network computes with W(a) = sum_t a_t W_t for every masked parameter (W_t: task t's
 masked weights, shared and quantized values included), likewise for its norm layers' float
-tensors and for its head, starting from a_t = 1/T. Task t's score is minus the gradient of
-the batch's summed output entropy with respect to a_t: raising the share of the task the
-batch comes from makes the output surer the fastest. The gradient is over the whole batch, so
-it names one task for a batch known to come from a single task, never one per input (per
-input it would cost a forward per task again, as trying every subnetwork does).
+tensors and for its head, starting from a_t = 1/T (stored statistics such as BatchNorm's
+running mean mix with the same shares, but the gradient does not flow through them). Task
+t's score is minus the gradient of the batch's summed output entropy with respect to a_t:
+raising the share of the task the batch comes from makes the output surer the fastest. The
+gradient is over the whole batch, so it names one task for a batch known to come from a
+single task, never one per input (per input it would cost a forward per task again, as
+trying every subnetwork does).
 """
 
 from __future__ import annotations
@@ -45,9 +47,17 @@ def mixture_logits(net: TSNNetwork, x: Tensor, weights: Sequence[dict[str, Tenso
                           f"(entropy, max_prob, energy, activation)")
     mixed = {name: _mixed(alpha, [w[name].detach() for w in weights]) for name in weights[0]}
     states = [net.norm_state(t) for t in range(tasks)] if net.norm_names else []
-    norms = {key: _mixed(alpha, [s[key].detach() for s in states])
-             if value.is_floating_point() else value for key, value in
-             (states[0] if states else {}).items()}
+    norms = {}
+    for key, value in (states[0] if states else {}).items():
+        path, _, attr = key.rpartition(".")
+        if not value.is_floating_point():  # a batch counter: evaluation never reads it
+            norms[key] = value
+            continue
+        # Stored statistics (BatchNorm's running mean and variance) are buffers that torch
+        # does not differentiate through: they mix with the same shares, held constant.
+        buffer = attr in net.backbone.get_submodule(path)._buffers
+        norms[key] = _mixed(alpha.detach() if buffer else alpha,
+                            [s[key].detach() for s in states])
     head_w = _mixed(alpha, [h.weight.detach() for h in heads])
     head_b = _mixed(alpha, [h.bias.detach() for h in heads])
     was_training = net.training
