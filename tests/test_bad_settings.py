@@ -48,6 +48,8 @@ def test_a_bad_setting_is_one_clear_error(settings: dict, message: str, tmp_path
     (["--stop-after", "-1"], "stop_after must be a number of tasks >= 0"),
     (["--slots", "99"], "slots must be in [1, 32], got 99"),
     (["--claim-fraction", "2"], "claim_fraction must be in (0, 1], got 2.0"),
+    (["--datasets", "cifar10"], "pmnist reads one dataset; datasets applies to five-datasets"),
+    (["--image-size", "64"], "image_size 64: pmnist's backbone has a fixed input size"),
 ])
 def test_bad_flags_exit_2_with_one_line(flags: list[str], message: str, tmp_path, capsys):
     assert main(["run", "--tasks", "1", "--out", str(tmp_path / "run"), *flags]) == 2

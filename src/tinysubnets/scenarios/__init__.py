@@ -10,7 +10,7 @@ from typing import Any
 
 from tinysubnets.config import RunConfig
 from tinysubnets.data import load_mnist, mnist_source
-from tinysubnets.errors import ConfigError
+from tinysubnets.errors import ConfigError, shown
 from tinysubnets.scenarios.base import Scenario
 from tinysubnets.scenarios.imagenet import streamed_class_split
 from tinysubnets.scenarios.pmnist import permuted_mnist
@@ -130,6 +130,9 @@ def backbone_of(cfg: RunConfig) -> tuple[str, dict[str, Any]]:
 def build_scenario(cfg: RunConfig) -> Scenario:
     """The scenario ``cfg.scenario`` with ``cfg.tasks`` tasks, read from ``cfg.data_dir``."""
     image_size_of(cfg)  # an image size the scenario cannot take is refused before any reading
+    if str(cfg.datasets or "").strip() and cfg.scenario != "five-datasets":
+        raise ConfigError(f"datasets {shown(cfg.datasets)}: {cfg.scenario} reads one dataset; "
+                          "datasets applies to five-datasets only")
     return _spec(cfg.scenario).build(cfg)
 
 
