@@ -29,6 +29,9 @@ BAD = [
     ({"train": {"claim_fraction": 1.5}}, r"claim_fraction must be in \(0, 1\], got 1.5"),
     ({"train": {"claim_fraction": float("nan")}}, "train setting claim_fraction must be a fin"),
     ({"retest": "never"}, r"unknown retest rule 'never'; choose from \('verify', 'all'\)"),
+    ({"replay": {"per_task": 5, "outlier_exposure": -1}}, "outlier_exposure must be >= 0"),
+    ({"replay": {"outlier_exposure": 0.5}}, "outlier_exposure needs a replay memory"),
+    ({"replay": {"per_task": 5, "outlier_exposure": float("nan")}}, "must be a finite"),
 ]
 
 
@@ -49,6 +52,7 @@ def test_a_bad_setting_is_one_clear_error(settings: dict, message: str, tmp_path
     (["--slots", "99"], "slots must be in [1, 32], got 99"),
     (["--claim-fraction", "2"], "claim_fraction must be in (0, 1], got 2.0"),
     (["--datasets", "cifar10"], "pmnist reads one dataset; datasets applies to five-datasets"),
+    (["--outlier-exposure", "1"], "outlier_exposure needs a replay memory"),
     (["--image-size", "64"], "image_size 64: pmnist's backbone has a fixed input size"),
 ])
 def test_bad_flags_exit_2_with_one_line(flags: list[str], message: str, tmp_path, capsys):

@@ -223,7 +223,7 @@ def test_replay_is_set_from_yaml_and_part_of_the_run_identity(replayed, tmp_path
     cfg, out, _, _, _ = replayed
     (tmp_path / "c.yaml").write_text("replay: {per_task: 50}\n")
     assert config_from_dict(read_config_file(tmp_path / "c.yaml")).replay.per_task == 50
-    assert cfg.identity()["replay"] == {"per_task": M}
+    assert cfg.identity()["replay"] == {"per_task": M, "outlier_exposure": 0.0}
     with pytest.raises(ConfigError, match=f"replay.per_task: run has {M}, asked 0"):
         run(_config(0), out=out, resume=True, progress=False)
 

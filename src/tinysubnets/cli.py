@@ -198,6 +198,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--replay-per-task", type=int, metavar="M",
                    help="keep M reservoir-sampled training samples of each task in model.tsn "
                    "(a replay memory, counted in capacity; default 0 = none)")
+    p.add_argument("--outlier-exposure", type=float, metavar="W",
+                   help="while a task trains, add W x its cross-entropy to the uniform "
+                   "distribution on earlier tasks' replay samples, so that it is unsure on "
+                   "other tasks' inputs (task inference; needs --replay-per-task; default 0)")
     p.add_argument("--layer-keep-ratio", type=_layer_ratio, action="append", metavar="LAYER=C",
                    help="keep ratio of one layer, e.g. fc1=0.1 (repeatable)")
     p.add_argument("--layer-share-ratio", type=_layer_ratio, action="append", metavar="LAYER=S",
@@ -330,8 +334,10 @@ def _config(args: argparse.Namespace) -> RunConfig:
     quantize = {k: v for k, v in quantize.items() if v is not None}
     if quantize:
         overrides["quantize"] = quantize
-    if args.replay_per_task is not None:
-        overrides["replay"] = {"per_task": args.replay_per_task}
+    replay = {"per_task": args.replay_per_task, "outlier_exposure": args.outlier_exposure}
+    replay = {k: v for k, v in replay.items() if v is not None}
+    if replay:
+        overrides["replay"] = replay
     if args.duplicate_above is not None:
         overrides["similarity"] = {"duplicate_above": args.duplicate_above}
     return config_from_dict(overrides, base)

@@ -251,9 +251,16 @@ class SimilarityConfig:
 class ReplayConfig:
     """A replay memory (the paper's Table 5, "with replay memory"): after each task, keep
     ``per_task`` of its training samples, chosen by reservoir sampling, in the model file (where
-    they count in capacity). 0 keeps none."""
+    they count in capacity). 0 keeps none.
+
+    ``outlier_exposure`` (0 = off) is the weight of a second loss while a task trains: its
+    subnetwork's cross-entropy to the uniform distribution on earlier tasks' replay samples
+    (outlier exposure, Hendrycks et al. 2019), so that it is unsure on inputs of other tasks
+    and task inference finds the right subnetwork (docs/predict.md). Earlier tasks are never
+    retrained: only each new task learns to be unsure on the ones before it."""
 
     per_task: int = 0
+    outlier_exposure: float = 0.0
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
@@ -262,6 +269,12 @@ class ReplayConfig:
             raise ConfigError("replay per_task must be >= 0 samples (0 = no replay memory), "
                               f"got {shown(self.per_task)}")
         check_range("replay per_task (samples)", self.per_task, 0, MAX_COUNT)
+        if self.outlier_exposure < 0:
+            raise ConfigError("replay outlier_exposure must be >= 0 (a loss weight; 0 = off), "
+                              f"got {shown(self.outlier_exposure)}")
+        if self.outlier_exposure and not self.per_task:
+            raise ConfigError("replay outlier_exposure needs a replay memory (its samples are "
+                              "the outliers): set replay per_task > 0")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,13 @@ from tinysubnets.device import resolve_device
 from tinysubnets.errors import ConfigError, ShapeError
 from tinysubnets.learner.replay import keep_samples
 from tinysubnets.learner.similarity import FeatureStats, divergences, feature_stats, sample
-from tinysubnets.learner.trainer import TrainOutcome, mask_selectors, select_masks, train_task
+from tinysubnets.learner.trainer import (
+    OutlierExposure,
+    TrainOutcome,
+    mask_selectors,
+    select_masks,
+    train_task,
+)
 from tinysubnets.nn.evaluate import accuracy
 from tinysubnets.nn.inference import CRITERIA, TaskPredictor
 from tinysubnets.nn.network import TSNNetwork, as_batch, check_task_id
@@ -56,6 +62,7 @@ class TaskRecord:
 
 
 REPLAY_STREAM = 1  # the replay memory's draws, apart from training's (stream 0)
+OUTLIER_STREAM = 2  # the outlier-exposure batches' draws
 COPY_STREAM = 2  # a duplicated backbone's fresh weights and scores
 SCORE_STREAM = 3  # the scores' initial values
 
@@ -96,6 +103,7 @@ class Learner(TaskPredictor):
         self.device = resolve_device(cfg.device)
         self.prune, self.quantize, self.similarity = cfg.prune, cfg.quantize, cfg.similarity
         self.replay_per_task = cfg.replay.per_task
+        self.outlier_weight = cfg.replay.outlier_exposure
         self.replay: list[Split] = []  # per finished task, when replay_per_task > 0
         self.feature_stats: list[FeatureStats] = []
         self.backbone_spec = dict(spec) if spec else {"module": type(backbone).__qualname__}
@@ -187,7 +195,8 @@ class Learner(TaskPredictor):
         cfg, budgets = self._use_similarity(record, x_sample, budgets)
         clock.lap("similarity")
         record.outcome = train_task(
-            self.net, t, train, val, cfg, task_generator(self.seed, t), budgets, progress
+            self.net, t, train, val, cfg, task_generator(self.seed, t), budgets, progress,
+            self._outlier_exposure(t),
         )
         clock.lap("train")
         masks = select_masks(mask_selectors(self.net, cfg, budgets, t))
@@ -236,6 +245,14 @@ class Learner(TaskPredictor):
             self.feature_stats.append(feature_stats(self.net, t, masks, x_sample))
         clock.lap("consolidate")
         return record
+
+    def _outlier_exposure(self, t: int) -> OutlierExposure | None:
+        """Task t's outliers, the earlier tasks' replay samples, if the run asks for them."""
+        if not (self.outlier_weight and self.replay[:t]):
+            return None
+        x = torch.cat([memory.x for memory in self.replay[:t]]).to(self.device)
+        return OutlierExposure(x, self.outlier_weight,
+                               task_generator(self.seed, t, OUTLIER_STREAM))
 
     def _use_similarity(
         self, record: TaskRecord, x_sample: Tensor, budgets: dict[str, int] | None

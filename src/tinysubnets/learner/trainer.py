@@ -101,6 +101,29 @@ def _restore(net: TSNNetwork, task_id: int, state: dict[str, Tensor]) -> None:
     net.norms[task_id].load_state_dict({k[5:]: v for k, v in state.items() if k[:5] == "norm."})
 
 
+@dataclass(frozen=True)
+class OutlierExposure:
+    """Inputs of other tasks (earlier tasks' replay samples) on which the task being trained
+    should be unsure, the loss's weight, and the generator that draws their batches."""
+
+    x: Tensor
+    weight: float
+    generator: torch.Generator
+
+    def loss(self, net: TSNNetwork, task_id: int, masks: dict[str, Tensor], n: int) -> Tensor:
+        """``weight`` x the cross-entropy to the uniform distribution of task ``task_id``'s
+        output on ``n`` drawn inputs. Norm layers run in eval mode: other tasks' inputs must
+        not move the task's own statistics."""
+        index = torch.randint(len(self.x), (n,), generator=self.generator)
+        was_training = net.training
+        net.eval()
+        try:
+            logits = net(self.x[index.to(self.x.device)], task_id, masks, train=True)
+        finally:
+            net.train(was_training)
+        return -self.weight * torch.log_softmax(logits, dim=1).mean()
+
+
 def train_task(
     net: TSNNetwork,
     task_id: int,
@@ -110,8 +133,10 @@ def train_task(
     generator: torch.Generator,
     budgets: dict[str, int] | None = None,
     progress: bool = True,
+    exposure: OutlierExposure | None = None,
 ) -> TrainOutcome:
-    """Train task ``task_id``; leave the network at the best validation epoch.
+    """Train task ``task_id``; leave the network at the best validation epoch. ``exposure``:
+    also teach it to be unsure on other tasks' inputs.
 
     The mask is recomputed from the *restored* scores by the caller, so mask and weights come
     from the same epoch (the published code mixes the last step's mask with the best weights).
@@ -141,6 +166,8 @@ def train_task(
         for x, y in iterate_batches(train, cfg.batch_size, generator):
             masks = select_masks(selectors)
             loss = F.cross_entropy(net(x, task_id, masks, train=True), y)
+            if exposure is not None:
+                loss = loss + exposure.loss(net, task_id, masks, len(y))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
