@@ -20,8 +20,9 @@ def _run(tmp_path, weight: float):
     cfg = dataclasses.replace(tiny_config(), tasks=2,
                               replay=ReplayConfig(per_task=50, outlier_exposure=weight))
     torch.set_num_threads(2)
-    result, learner = run(cfg, tmp_path / f"w{weight}", progress=False)
-    return cfg, result, learner
+    out = tmp_path / f"w{weight}"
+    result, learner = run(cfg, out, progress=False)
+    return cfg, result, learner, out
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_the_new_task_is_unsure_on_earlier_tasks_inputs(runs) -> None:
-    (cfg, _, plain), (_, _, exposed) = runs
+    (cfg, _, plain, _), (_, _, exposed, _) = runs
     x0 = build_scenario(cfg).tasks[0].split("test").x[:500]  # task 0's inputs, not its replay
     sure = {name: confidence(learner.logits(x0, 1), "entropy").mean().item()
             for name, learner in (("plain", plain), ("exposed", exposed))}
@@ -42,8 +43,17 @@ def test_the_new_task_is_unsure_on_earlier_tasks_inputs(runs) -> None:
 
 
 def test_earlier_tasks_and_the_promises_are_untouched(runs) -> None:
-    (cfg, plain_result, plain), (_, result, exposed) = runs
+    (cfg, plain_result, plain, _), (_, result, exposed, _) = runs
     x = build_scenario(cfg).tasks[0].split("test").x[:64]
     assert torch.equal(plain.logits(x, 0), exposed.logits(x, 0))  # trained before any replay
     assert result.bwt == 0.0 and plain_result.bwt == 0.0
     assert result.acc > 70  # the task still learns its own classes
+
+
+def test_a_resumed_run_gives_the_same_file(runs, tmp_path) -> None:
+    cfg, _, _, out = runs[1]
+    # stopped after task 0, resumed: the replay comes back from the checkpoint and the
+    # outlier batches are drawn from the seed, so the file is the uninterrupted run's
+    run(cfg, tmp_path / "again", progress=False, stop_after=1)
+    run(cfg, tmp_path / "again", progress=False, resume=True)
+    assert (tmp_path / "again" / "model.tsn").read_bytes() == (out / "model.tsn").read_bytes()
