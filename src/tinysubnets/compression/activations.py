@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from tinysubnets.errors import ConfigError, DataError
 from tinysubnets.nn.evaluate import accuracy
-from tinysubnets.nn.network import HEAD, TSNNetwork, check_task_id
+from tinysubnets.nn.network import HEAD, TSNNetwork, check_task_id, eval_mode
 from tinysubnets.tasks import Split, iterate_batches
 
 if TYPE_CHECKING:  # the artifact package imports compression: no import cycle at run time
@@ -97,14 +97,9 @@ def calibrate(
             seen[name] = (min(old[0], lo), max(old[1], hi))
         return hook
 
-    was_training = net.training
-    net.eval()
-    try:
-        with _pre_hooks(quantized_modules(net, task_id), observe):
-            for x, _ in iterate_batches(split, batch_size):
-                net(x, task_id, masks)
-    finally:
-        net.train(was_training)
+    with eval_mode(net), _pre_hooks(quantized_modules(net, task_id), observe):
+        for x, _ in iterate_batches(split, batch_size):
+            net(x, task_id, masks)
     return ActivationRanges(task_id, seen)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tinysubnets.nn.network import TSNNetwork
+from tinysubnets.nn.network import TSNNetwork, eval_mode
 from tinysubnets.tasks.split import Inputs
 
 VAR_FLOOR = 1e-4  # dead ReLU features have zero variance: a floor keeps KL finite and stable
@@ -53,14 +53,12 @@ def feature_stats(
 ) -> FeatureStats:
     """Mean and variance of the features of ``x`` through subnetwork ``masks`` with task
     ``task_id``'s norms (eval mode: stored statistics, nothing updated)."""
-    was_training = net.training
-    net.eval()
     weights = net.task_weights(task_id, masks)
-    feats = torch.cat([
-        net.features(x[i : i + batch_size], task_id, weights).double()
-        for i in range(0, len(x), batch_size)
-    ])
-    net.train(was_training)
+    with eval_mode(net):
+        feats = torch.cat([
+            net.features(x[i : i + batch_size], task_id, weights).double()
+            for i in range(0, len(x), batch_size)
+        ])
     return FeatureStats(feats.mean(0), feats.var(0, unbiased=False))
 
 

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from tinysubnets.config import TrainConfig
 from tinysubnets.nn.evaluate import accuracy
 from tinysubnets.nn.masked import MaskedParam, MaskSelector
-from tinysubnets.nn.network import TSNNetwork, base_layer_name
+from tinysubnets.nn.network import TSNNetwork, base_layer_name, eval_mode
 from tinysubnets.tasks import Split, iterate_batches
 
 
@@ -115,12 +115,8 @@ class OutlierExposure:
         output on ``n`` drawn inputs. Norm layers run in eval mode: other tasks' inputs must
         not move the task's own statistics."""
         index = torch.randint(len(self.x), (n,), generator=self.generator)
-        was_training = net.training
-        net.eval()
-        try:
+        with eval_mode(net):
             logits = net(self.x[index.to(self.x.device)], task_id, masks, train=True)
-        finally:
-            net.train(was_training)
         return -self.weight * torch.log_softmax(logits, dim=1).mean()
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from tinysubnets.nn.network import TSNNetwork
+from tinysubnets.nn.network import TSNNetwork, eval_mode
 from tinysubnets.tasks import Split, iterate_batches
 
 
@@ -25,11 +25,10 @@ def accuracy(
 
     Always in eval mode: BatchNorm uses the task's stored statistics and does not update them.
     """
-    correct, was_training = 0, net.training
-    net.eval()
-    for x, y in iterate_batches(split, batch_size):
-        correct += int((net(x, task_id, masks).argmax(1) == y).sum())
-    net.train(was_training)
+    correct = 0
+    with eval_mode(net):
+        for x, y in iterate_batches(split, batch_size):
+            correct += int((net(x, task_id, masks).argmax(1) == y).sum())
     return 100.0 * correct / max(1, len(split))
 
 
@@ -42,12 +41,8 @@ def accuracy_at_least(
     The compression searches ask only this. A trial that loses by far (most rejected pruning
     steps) stops after a batch or two instead of evaluating the whole validation split.
     """
-    was_training = net.training
-    net.eval()
-    try:
+    with eval_mode(net):
         return predicts_at_least(lambda x: net(x, task_id, masks), split, floor, batch_size)
-    finally:
-        net.train(was_training)
 
 
 def predicts_at_least(

@@ -21,7 +21,7 @@ from torch import Tensor
 from torch.nn import functional
 
 from tinysubnets.errors import ConfigError
-from tinysubnets.nn.network import TSNNetwork
+from tinysubnets.nn.network import TSNNetwork, eval_mode
 
 
 def _mixed(alpha: Tensor, values: Sequence[Tensor]) -> Tensor:
@@ -60,12 +60,8 @@ def mixture_logits(net: TSNNetwork, x: Tensor, weights: Sequence[dict[str, Tenso
                             [s[key].detach() for s in states])
     head_w = _mixed(alpha, [h.weight.detach() for h in heads])
     head_b = _mixed(alpha, [h.bias.detach() for h in heads])
-    was_training = net.training
-    net.eval()
-    try:
+    with eval_mode(net):
         return functional.linear(net.features(x, 0, mixed, norms=norms), head_w, head_b)
-    finally:
-        net.train(was_training)
 
 
 def oneshot_scores(net: TSNNetwork, x: Tensor, weights: Sequence[dict[str, Tensor]]

@@ -17,7 +17,8 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from copy import deepcopy
 from math import prod
 
@@ -56,6 +57,18 @@ def set_head_values(head: nn.Linear, values: Tensor) -> None:
     n = head.weight.numel()
     head.weight.copy_(values[:n].view_as(head.weight))
     head.bias.copy_(values[n:])
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    """``module`` in eval mode for the block, then back in the mode it was in: norm layers
+    read their stored statistics and update nothing (evaluation, probes, other tasks' inputs)."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
 
 
 def as_batch(x: object) -> Tensor:
@@ -218,19 +231,16 @@ class TSNNetwork(nn.Module):
         as ``out[:2]`` would pass a batch of 2 and fail later, in training)."""
         batch = 3
         x = torch.zeros(batch, *self.input_shape)
-        was_training = self.backbone.training
-        self.backbone.eval()
         weights = {name: self.layers[_key(name)].weight for name in self.param_names}
         try:
-            out = functional_call(self.backbone, weights, (x,))
+            with eval_mode(self.backbone):
+                out = functional_call(self.backbone, weights, (x,))
         except Exception as e:  # the user's module: any error means it cannot take the shape
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
             raise ShapeError(
                 f"the backbone {type(self.backbone).__name__} cannot take inputs of shape "
                 f"{list(self.input_shape)} (per sample): {reason}"
             ) from None
-        finally:
-            self.backbone.train(was_training)
         if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != batch:
             shape = list(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise ShapeError(
